@@ -1,0 +1,101 @@
+"""Audio in: decoding any format with PyAV, resampling to 16 kHz, validation, log-mel.
+
+openai-whisper's own `load_audio` shells out to an ffmpeg binary, which a fresh machine
+does not have; PyAV bundles FFmpeg's libraries, so it decodes the same formats in-process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import whisper.audio
+
+from .errors import WhisperLensError
+
+SAMPLE_RATE = whisper.audio.SAMPLE_RATE  # 16 kHz
+N_SAMPLES = whisper.audio.N_SAMPLES  # 30 s
+HOP_LENGTH = whisper.audio.HOP_LENGTH  # 10 ms per mel frame
+SAMPLES_PER_ENCODER_FRAME = 2 * HOP_LENGTH  # the encoder's stride-2 conv: 20 ms per position
+N_ENCODER_FRAMES = N_SAMPLES // SAMPLES_PER_ENCODER_FRAME  # 1500
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode any audio file PyAV reads into mono float32 at `sample_rate`.
+
+    Raises WhisperLensError for a missing file, a file that is not audio, empty audio,
+    or non-finite samples.
+    """
+    import av  # imported here: PyAV loads FFmpeg's libraries, which costs start-up time
+
+    path = Path(path)
+    if not path.exists():
+        raise WhisperLensError(f"{path}: no such file")
+    if path.is_dir():
+        raise WhisperLensError(f"{path}: is a directory, not an audio file")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise WhisperLensError(f"{path}: has no audio stream")
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+            chunks = []
+            for frame in container.decode(stream):
+                chunks.extend(r.to_ndarray().reshape(-1) for r in resampler.resample(frame))
+            chunks.extend(r.to_ndarray().reshape(-1) for r in resampler.resample(None))
+    except WhisperLensError:
+        raise
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as error:
+        raise WhisperLensError(f"{path}: not a readable audio file ({error.__class__.__name__})") from None
+    audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    return validate_audio(audio, str(path))
+
+
+def validate_audio(audio: np.ndarray, source: str = "audio") -> np.ndarray:
+    """Check that a waveform is a non-empty 1-D array of finite samples."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1:
+        raise WhisperLensError(f"{source}: expected mono audio (1-D), got shape {audio.shape}")
+    if audio.size == 0:
+        raise WhisperLensError(f"{source}: contains no audio samples")
+    if not np.isfinite(audio).all():
+        raise WhisperLensError(f"{source}: contains NaN or infinite samples")
+    return audio
+
+
+def log_mel(audio: np.ndarray | torch.Tensor, n_mels: int = 80, *, short: bool = False,
+            device: str | torch.device | None = None) -> torch.Tensor:
+    """Whisper's log-mel spectrogram of one clip of at most 30 s.
+
+    Exact mode (default) pads to 30 s: 3000 mel frames, the encoder's native 1500 positions.
+    Short mode keeps only the frames that cover the clip (rounded up to an even count, so the
+    stride-2 conv lines up). The mel is computed on the padded clip in both modes, so the
+    speech frames are identical; only the encoder's view of the padding differs.
+    """
+    audio = torch.as_tensor(audio, dtype=torch.float32)
+    if audio.shape[-1] > N_SAMPLES:
+        raise WhisperLensError(f"clip is {audio.shape[-1] / SAMPLE_RATE:.1f} s long; log_mel takes at most 30 s")
+    n_samples = audio.shape[-1]
+    mel = whisper.audio.log_mel_spectrogram(
+        whisper.audio.pad_or_trim(audio, N_SAMPLES), n_mels, device=device
+    )[:, : 2 * N_ENCODER_FRAMES]
+    if short:
+        n_positions = max(1, -(-n_samples // SAMPLES_PER_ENCODER_FRAME))
+        mel = mel[:, : 2 * n_positions]
+    return mel
+
+
+def log_mel_batch(clips: list[np.ndarray], n_mels: int = 80, *, short: bool = False,
+                  device: str | torch.device | None = None) -> torch.Tensor:
+    """Stack per-clip log-mels (each normalised on its own, as Whisper does) into a batch.
+
+    In short mode all clips are cut to the longest clip's length.
+    """
+    mels = [log_mel(clip, n_mels, short=False, device=device) for clip in clips]
+    batch = torch.stack(mels)
+    if short:
+        longest = max(len(clip) for clip in clips)
+        n_positions = max(1, -(-longest // SAMPLES_PER_ENCODER_FRAME))
+        batch = batch[..., : 2 * n_positions]
+    return batch

@@ -1,0 +1,54 @@
+"""The `whisperlens` command line.
+
+Each subcommand lives beside the code it drives, in a module with a `register(subparsers)`
+function; adding a study means adding its module to COMMAND_MODULES and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import WhisperLensError
+
+COMMAND_MODULES = [
+    "whisperlens.commands.run",
+    "whisperlens.commands.transcribe",
+    "whisperlens.commands.inspect",
+    "whisperlens.commands.models",
+    "whisperlens.corpus.cli",
+    "whisperlens.features.cli",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="whisperlens", description="Mechanistic interpretability for OpenAI Whisper."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name and error.name.startswith(module_name):
+                continue  # a study not present in this checkout
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except WhisperLensError as error:
+        print(f"whisperlens: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("whisperlens: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
