@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
-            if error.name and error.name.startswith(module_name):
+            if error.name and module_name.startswith(error.name):
                 continue  # a study not present in this checkout
             raise
         module.register(subparsers)
@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     except WhisperLensError as error:
         print(f"whisperlens: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("whisperlens: interrupted", file=sys.stderr)
         return 130

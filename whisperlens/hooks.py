@@ -99,9 +99,9 @@ class ActivationCache:
         firings = self.firings(name)
         if len(firings) == 1:
             return firings[0]
-        shapes = {(f.shape[0],) + tuple(f.shape[2:]) for f in firings if f.dim() >= 2}
-        if len(shapes) == 1 and all(f.dim() >= 2 for f in firings):
-            return torch.cat(firings, dim=1)
+        axis = _query_axis(name)
+        if axis is not None and _line_up(firings, axis):
+            return torch.cat(firings, dim=axis)
         raise WhisperLensError(f"{name} fired {len(firings)} times with shapes that do not line up; use cache.firings(name)")
 
     def _resolve(self, name: str) -> str:
@@ -135,7 +135,14 @@ class ActivationCache:
         """Save as safetensors (by suffix `.safetensors`) or numpy `.npz`, atomically."""
         from .storage import atomic_path
 
-        tensors = {name: tensor.detach().float().cpu().contiguous() for name, tensor in self.items()}
+        tensors = {}
+        for name, firings in self._firings.items():
+            try:
+                tensors[name] = self[name]
+            except WhisperLensError:  # e.g. self-attention keys growing step by step: one entry per firing
+                tensors.update({f"{name}.{i}": f for i, f in enumerate(firings)})
+        # clone: cross-attention keys are the same tensor at every step, and safetensors refuses shared storage
+        tensors = {name: t.detach().float().cpu().clone() for name, t in tensors.items()}
         with atomic_path(path) as tmp:
             if str(path).endswith(".safetensors"):
                 from safetensors.torch import save_file
@@ -151,6 +158,20 @@ class ActivationCache:
 
     def __repr__(self) -> str:
         return f"ActivationCache({len(self)} hooks)"
+
+
+def _query_axis(name: str) -> int | None:
+    """The axis along which successive decoder steps' firings stack (None: they don't)."""
+    if name.endswith(("hook_k", "hook_v")):
+        return None  # keys and values span all positions so far (or all audio frames) at each step
+    if name.endswith(("hook_scores", "hook_pattern")):
+        return 2  # (batch, head, query, key)
+    return 1  # (batch, position, ...)
+
+
+def _line_up(firings: list[torch.Tensor], axis: int) -> bool:
+    shapes = {tuple(s for i, s in enumerate(f.shape) if i != axis) for f in firings}
+    return len(shapes) == 1 and all(f.dim() > axis for f in firings)
 
 
 class HookedRootModule(nn.Module):
