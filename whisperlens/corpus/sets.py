@@ -94,7 +94,7 @@ def plan_multilingual(seed: int, count: int) -> list[ClipSpec]:
     # Interleave languages so that a small build has all three.
     items.sort(key=lambda item: (SENTENCES[item[0]].index(item[1]), item[0]))
     specs = []
-    for index in _evenly_chosen(count, len(items)):
+    for index in range(min(count, len(items))):
         language, sentence = items[index]
         rng = clip_random(seed, "multilingual", index)
         specs.append(_speech_spec(rng, f"multilingual-{index:04d}", "multilingual", "espeak",
@@ -138,7 +138,7 @@ def plan_en_es_pairs(seed: int, count: int) -> list[ClipSpec]:
 def plan_nonspeech(seed: int, count: int) -> list[ClipSpec]:
     available = len(NONSPEECH_KINDS) * NONSPEECH_PER_KIND
     specs = []
-    for index in _evenly_chosen(count, available):
+    for index in range(min(count, available)):  # kinds cycle, so any prefix has them all
         kind = NONSPEECH_KINDS[index % len(NONSPEECH_KINDS)]
         rng = clip_random(seed, "nonspeech", index)
         specs.append(ClipSpec(id=f"nonspeech-{index:04d}", set="nonspeech", engine="synthetic", voice=kind,
