@@ -1,0 +1,53 @@
+"""Shared fixtures: the real tiny.en weights and speech synthesized offline with flite."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import whisperlens
+from whisperlens.audio import load_audio
+from whisperlens.models.loading import load_checkpoint
+
+SENTENCES = {
+    "fox": "The quick brown fox jumps over the lazy dog.",
+    "weather": "It will rain in the morning and clear up by noon.",
+    "kitchen": "Please put the red cups back on the kitchen shelf.",
+    "numbers": "She bought seven apples and three large oranges.",
+}
+
+
+def synthesize(text: str, path: Path, voice: str = "kal16") -> Path:
+    if shutil.which("flite") is None:
+        pytest.fail("flite is not installed: run `bash scripts/setup.sh --test`")
+    subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(path)], check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def speech_dir(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("speech")
+    for name, text in SENTENCES.items():
+        synthesize(text, directory / f"{name}.wav")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def speech(speech_dir) -> dict[str, np.ndarray]:
+    return {name: load_audio(speech_dir / f"{name}.wav") for name in SENTENCES}
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    torch.manual_seed(0)
+    return whisperlens.load_model("tiny.en")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint():
+    return load_checkpoint("tiny.en")
