@@ -189,3 +189,16 @@ def test_short_clip_mode_is_explicit_and_close_to_exact(tiny, speech):
     # Measured (benchmarks/short_mode_fidelity.py): about 0.99, 0.98, 0.97, then 0.76 in the last block.
     assert min(correlations[:3]) > 0.93 and correlations[3] > 0.6
     assert correlations[0] > correlations[3]
+
+
+def test_bfloat16_model_tracks_float32(tiny, speech):
+    import whisperlens
+
+    bf16 = whisperlens.load_model("tiny.en", dtype=torch.bfloat16)
+    assert bf16.encoder.blocks[0].attn_ln.weight.dtype == torch.float32  # layer norms stay float32
+    mel = log_mel(speech["fox"][: 2 * 16000], short=True)
+    with torch.no_grad():
+        reference = tiny.run(mel, short_audio=True)
+        low_precision = bf16.run(mel, short_audio=True)
+    assert low_precision.dtype == torch.bfloat16
+    assert np.corrcoef(reference.flatten().numpy(), low_precision.float().flatten().numpy())[0, 1] > 0.99
