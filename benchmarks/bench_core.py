@@ -21,7 +21,7 @@ from whisper.model import ModelDimensions, Whisper
 import whisperlens
 from whisperlens.audio import SAMPLE_RATE, load_audio, log_mel
 from whisperlens.commands.run import example_audio_path
-from whisperlens.models.loading import BUNDLED_MODELS, load_checkpoint
+from whisperlens.models.loading import BUNDLED_MODELS, load_checkpoint, write_ct2_directory
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -82,13 +82,9 @@ def main() -> None:
     except ImportError:
         print("ctranslate2 not installed: skipping its timing (bash scripts/setup.sh --test installs it)")
         return
-    parts, config = BUNDLED_MODELS[args.model].locate()
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "model.bin").write_bytes(b"".join(p.read_bytes() for p in parts))
-        for extra in ("config.json", "vocabulary.txt", "tokenizer.json"):
-            if (config.parent / extra).exists():
-                (Path(tmp) / extra).write_bytes((config.parent / extra).read_bytes())
-        ct2 = ctranslate2.models.Whisper(tmp, device="cpu", compute_type="float32", intra_threads=torch.get_num_threads())
+        directory = write_ct2_directory(BUNDLED_MODELS[args.model], Path(tmp))
+        ct2 = ctranslate2.models.Whisper(str(directory), device="cpu", compute_type="float32", intra_threads=torch.get_num_threads())
     tokenizer = whisper.tokenizer.get_tokenizer(hooked.is_multilingual, num_languages=hooked.num_languages, language="en")
     prompt = list(tokenizer.sot_sequence_including_notimestamps)
 

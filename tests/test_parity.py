@@ -9,7 +9,7 @@ import whisper
 from whisper.model import ModelDimensions, Whisper, disable_sdpa
 
 from whisperlens.audio import log_mel
-from whisperlens.models.loading import BUNDLED_MODELS
+from whisperlens.models.loading import BUNDLED_MODELS, write_ct2_directory
 
 from .conftest import SENTENCES
 
@@ -59,13 +59,8 @@ def test_converted_weights_match_ctranslate2(model_name, tolerance, speech, tmp_
     import whisperlens
 
     model = whisperlens.load_model(model_name)
-    parts, config = BUNDLED_MODELS[model_name].locate()
-    # CTranslate2 reads one directory with one model.bin: join the split base packages there.
-    (tmp_path / "model.bin").write_bytes(b"".join(p.read_bytes() for p in parts))
-    for extra in ("config.json", "vocabulary.txt", "tokenizer.json"):
-        if (config.parent / extra).exists():
-            (tmp_path / extra).write_bytes((config.parent / extra).read_bytes())
-    reference_model = ctranslate2.models.Whisper(str(tmp_path), device="cpu", compute_type="float32")
+    directory = write_ct2_directory(BUNDLED_MODELS[model_name], tmp_path)
+    reference_model = ctranslate2.models.Whisper(str(directory), device="cpu", compute_type="float32")
     mel = log_mel(speech["kitchen"], n_mels=model.dims.n_mels)[None]
     reference = np.array(reference_model.encode(ctranslate2.StorageView.from_array(mel.numpy()), to_cpu=True))
     with torch.no_grad():

