@@ -7,7 +7,7 @@ start-up at most. All engines hand back 16 kHz float32 audio and ARPAbet phone i
 
 from __future__ import annotations
 
-import ctypes.util
+import ctypes
 import importlib
 import shutil
 import subprocess
@@ -86,14 +86,14 @@ def resample(audio: np.ndarray, rate: int) -> np.ndarray:
     return soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
 
 
-def find_shared_library(name: str, soname: str) -> str | None:
-    """Locate a shared library by its Debian soname first, as find_library needs ldconfig
-    and a compiler-style lookup that minimal images lack."""
+def find_shared_library(soname: str) -> str | None:
+    """The library's soname if the dynamic loader can open it (Debian's sonames are fixed;
+    the -dev packages with the unversioned names are not needed)."""
     try:
         ctypes.CDLL(soname)
-        return soname
     except OSError:
-        return ctypes.util.find_library(name)
+        return None
+    return soname
 
 
 def binary_available(name: str) -> bool:

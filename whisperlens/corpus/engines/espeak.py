@@ -64,12 +64,12 @@ class EspeakEngine(Engine):
         self._callback = _Callback(self._on_synth)  # kept alive: the library holds a pointer to it
 
     def is_available(self) -> bool:
-        return find_shared_library("espeak-ng", self.soname) is not None
+        return find_shared_library(self.soname) is not None
 
     def _library(self):
         if self._lib is None:
             self.check_available()
-            lib = ctypes.CDLL(find_shared_library("espeak-ng", self.soname))
+            lib = ctypes.CDLL(find_shared_library(self.soname))
             lib.espeak_Info.restype = ctypes.c_char_p
             lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
             lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]

@@ -42,7 +42,7 @@ class FliteEngine(Engine):
         self._voices: dict[str, int] = {}
 
     def is_available(self) -> bool:
-        return find_shared_library("flite", self.soname) is not None
+        return find_shared_library(self.soname) is not None
 
     def _library(self):
         if self._lib is None:
