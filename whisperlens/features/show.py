@@ -1,0 +1,50 @@
+"""A feature as text: its labels and top examples, for `whisperlens features show`."""
+
+from __future__ import annotations
+
+from .harvest import PHONES
+from .stats import band_lower_edges
+from .store import FeatureStore
+
+
+def describe_feature(store: FeatureStore, feature_id: str, examples: int = 10) -> str:
+    site, f = store.parse_feature(feature_id)
+    info = store.site_info(site)
+    stats = store.stats(site)
+    label = store.labels(site)[f]
+    clip_ids = store.clip_ids
+    frames = store.frames
+    lines = [f"{site}:{f}  ({info['kind']} at {info['hook']}; {store.manifest['model']}, {store.manifest['mode']} mode)",
+             f"max {label['max_value']:.3f}; fires (> 0) on {label['firing_rate']:.2%} of {int(stats.n_frames)} frames"]
+    decoder = info["hook"].startswith("decoder.")
+    if decoder:
+        lines.append(f"top token: {label['top_token']!r} ({label['top_share']:.0%} of top examples)")
+        lines += [f"  {context}" for context in label["contexts"][:examples]]
+        return "\n".join(lines)
+    flags = [name for name, on in (("phone-selective", label["selective"]), ("polyphonetic", label["polyphonetic"])) if on]
+    top3 = ", ".join(f"{p} {s:.0%}" for p, s in label["top3"])
+    lines.append(f"top phone: {label['top_phone']} ({label['top_share']:.0%} of top-{stats.k}); top-k: {top3}"
+                 + (f"  [{', '.join(flags)}]" if flags else ""))
+    if label["precision"]:
+        lines.append("precision/recall at >= max/4: " + ", ".join(
+            f"{p} {v:.0%}/{label['recall'][p]:.0%}" for p, v in label["precision"].items()))
+    if label["bands"]:
+        lines.append("bands (octaves, top-down): " + "; ".join(
+            f">={b['low']:.3g}: {b['phone']} {b['share']:.0%} of {b['frames']}" for b in label["bands"]))
+    lines.append("top examples (value, clip, frame, time, phone):")
+    for rank in range(min(examples, stats.k)):
+        clip, position = int(stats.top_clips[f, rank]), int(stats.top_positions[f, rank])
+        if clip < 0:
+            break
+        phone = PHONES[frames.clip_phones(clip)[position]]
+        lines.append(f"  {stats.top_values[f, rank]:8.3f}  {clip_ids[clip]}  {position:4d}  {position * 0.02:5.2f}s  {phone}")
+    edges = band_lower_edges()
+    samples = [(b, s) for b in range(stats.sample_clips.shape[1] - 1, 1, -1) for s in range(stats.sample_clips.shape[2])
+               if stats.sample_clips[f, b, s] >= 0][: examples]
+    if samples:
+        lines.append("band samples (band >=, value, clip, frame, phone):")
+        for band, s in samples:
+            clip, position = int(stats.sample_clips[f, band, s]), int(stats.sample_positions[f, band, s])
+            lines.append(f"  >={edges[band]:<7.3g} {stats.sample_values[f, band, s]:8.3f}  {clip_ids[clip]}  {position:4d}  "
+                         f"{PHONES[frames.clip_phones(clip)[position]]}")
+    return "\n".join(lines)
