@@ -39,6 +39,14 @@ def small_corpus(small_corpus_dir) -> Corpus:
     return Corpus.open(small_corpus_dir)
 
 
+@pytest.fixture(scope="module")
+def english_corpus(tmp_path_factory) -> Corpus:
+    """Enough English clips that every voice has three or more (espeak-ng "en" is rarest)."""
+    out = tmp_path_factory.mktemp("corpus") / "english"
+    build_corpus(CorpusConfig(out=out, clips=200, seed=1, sets=("english",)), progress=False)
+    return Corpus.open(out)
+
+
 # ---- engines -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("engine_name", ["flite", "festival", "espeak"])
@@ -104,10 +112,8 @@ def test_minimal_pairs_differ_in_exactly_the_recorded_phone():
 MEDIAN_WORD_BOUNDARY_BOUND_MS = 30.0
 
 
-def test_engine_word_boundaries_agree_with_pocketsphinx(tmp_path):
-    out = tmp_path / "english"
-    build_corpus(CorpusConfig(out=out, clips=90, seed=1, sets=("english",)), progress=False)
-    report = alignment_report(Corpus.open(out), per_voice=6)
+def test_engine_word_boundaries_agree_with_pocketsphinx(english_corpus):
+    report = alignment_report(english_corpus, per_voice=6)
     for engine in ("flite", "festival", "espeak"):
         row = report["per_engine"][engine]
         assert row["word_boundaries"] >= 10, (engine, row)
@@ -115,6 +121,27 @@ def test_engine_word_boundaries_agree_with_pocketsphinx(tmp_path):
     aligned = sum(row["aligned"] for row in report["per_voice"].values())
     sampled = sum(row["clips"] for row in report["per_voice"].values())
     assert aligned >= 0.7 * sampled
+
+
+# ---- intelligibility ----------------------------------------------------------------------
+
+# Pooled tiny.en WER measured with `whisperlens corpus wer --per-voice 40` on the default
+# build (docs/corpus.md): espeak 53%, festival 36%, flite 34%; single voices 16-55%. The
+# bounds allow for the five clips per voice a test can afford.
+ENGINE_WER_BOUNDS = {"flite": 0.55, "festival": 0.6, "espeak": 0.8}
+VOICE_WER_BOUND = 0.9
+
+
+def test_tiny_en_understands_every_engine_and_voice(english_corpus):
+    import whisperlens
+    from whisperlens.corpus.wer import wer_report
+
+    report = wer_report(english_corpus, per_voice=5, model=whisperlens.load_model("tiny.en"))
+    assert len(report["per_voice"]) == 9
+    for voice, row in report["per_voice"].items():
+        assert row["words"] >= 10 and row["wer"] < VOICE_WER_BOUND, (voice, row)
+    for engine, bound in ENGINE_WER_BOUNDS.items():
+        assert report["per_engine"][engine]["wer"] < bound, (engine, report["per_engine"][engine])
 
 
 # ---- builds --------------------------------------------------------------------------------

@@ -111,10 +111,8 @@ def check_engines(shards) -> set[str]:
     needed = {(spec.engine, spec.voice) for _, specs in shards for spec in specs if spec.engine != "synthetic"}
     for engine_name in sorted({engine for engine, _ in needed}):
         engine = get_engine(engine_name)
-        engine.check_available()
-        if hasattr(engine, "check_voice"):
-            for voice in sorted(voice for name, voice in needed if name == engine_name):
-                engine.check_voice(voice)
+        for voice in sorted(voice for name, voice in needed if name == engine_name):
+            engine.check_voice(voice)
     return {engine for engine, _ in needed}
 
 

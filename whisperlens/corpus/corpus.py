@@ -7,7 +7,7 @@ import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -119,9 +119,26 @@ class Corpus:
 
         return cls([Clip.from_record(record, loader(record)) for record in records], info, root)
 
-    from_asterisk = staticmethod(lambda *args, **kwargs: _real().asterisk_corpus(*args, **kwargs))
-    from_folder = staticmethod(lambda *args, **kwargs: _real().folder_corpus(*args, **kwargs))
-    from_hf_dataset = staticmethod(lambda *args, **kwargs: _real().hf_dataset_corpus(*args, **kwargs))
+    @staticmethod
+    def from_asterisk(language: str = "en", **options) -> "Corpus":
+        """Asterisk's recorded prompts with transcripts (see `real.asterisk_corpus`)."""
+        from .real import asterisk_corpus
+
+        return asterisk_corpus(language, **options)
+
+    @staticmethod
+    def from_folder(path: str | Path, **options) -> "Corpus":
+        """Audio files under a folder, same-stem .txt files as transcripts (`real.folder_corpus`)."""
+        from .real import folder_corpus
+
+        return folder_corpus(path, **options)
+
+    @staticmethod
+    def from_hf_dataset(dataset, **options) -> "Corpus":
+        """A Hugging Face `datasets` audio dataset (`real.hf_dataset_corpus`)."""
+        from .real import hf_dataset_corpus
+
+        return hf_dataset_corpus(dataset, **options)
 
     @property
     def hash(self) -> str | None:
@@ -161,13 +178,3 @@ class Corpus:
 
     def ids(self) -> list[str]:
         return [clip.id for clip in self._clips]
-
-
-def _real():
-    from . import real
-
-    return real
-
-
-def corpus_from_clips(clips: Iterable[Clip], info: dict | None = None) -> Corpus:
-    return Corpus(list(clips), info)

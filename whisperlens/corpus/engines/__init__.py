@@ -65,6 +65,12 @@ class Engine(ABC):
                 f"{self.debian_package} (apt-get install {self.debian_package})"
             )
 
+    def check_voice(self, voice: str) -> None:
+        """Raise WhisperLensError when the engine or this voice of it is missing."""
+        self.check_available()
+        if voice not in self.voices:
+            raise WhisperLensError(f"{self.name} has no voice {voice!r}; known: {', '.join(self.voices)}")
+
     @abstractmethod
     def is_available(self) -> bool: ...
 

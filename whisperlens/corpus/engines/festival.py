@@ -41,9 +41,7 @@ class FestivalEngine(Engine):
         return binary_available("festival")
 
     def check_voice(self, voice: str) -> None:
-        self.check_available()
-        if voice not in VOICE_FUNCTIONS:
-            raise WhisperLensError(f"festival has no voice {voice!r}; known: {', '.join(VOICE_FUNCTIONS)}")
+        super().check_voice(voice)
         if not (FESTIVAL_VOICES / VOICE_DIRECTORIES[voice]).is_dir():
             package = VOICE_PACKAGES[voice]
             raise WhisperLensError(

@@ -72,9 +72,8 @@ class FliteEngine(Engine):
         return self._lib
 
     def _voice(self, name: str) -> int:
-        if name not in self.voices:
-            raise WhisperLensError(f"flite has no voice {name!r}; known: {', '.join(self.voices)}")
         if name not in self._voices:
+            self.check_voice(name)
             self._library()
             library = ctypes.CDLL(f"libflite_cmu_us_{name}.so.1")
             register = getattr(library, f"register_cmu_us_{name}")
