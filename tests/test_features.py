@@ -1,0 +1,275 @@
+"""The feature harvest, labels, listening and CLI, on real tiny.en weights and a small corpus
+synthesized with the corpus builder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from whisperlens.audio import log_mel_batch
+from whisperlens.cli import main
+from whisperlens.corpus import Corpus, CorpusConfig, build_corpus
+from whisperlens.features.bases import NeuronBasis, RandomBasis
+from whisperlens.features.build import label_store
+from whisperlens.features.harvest import PHONE_INDEX, PHONES, HarvestConfig, Harvester, harvest, log_mel_for_mode
+from whisperlens.features.labels import phone_labels
+from whisperlens.features.listening import amplified_window, data_uri, frame_centre_sample, spectrogram_figure
+from whisperlens.features.stats import N_BANDS, SiteStats, band_of, bin_lower_edges, frame_priorities
+from whisperlens.features.store import FeatureStore, FrameTable
+
+HOOKS = ("encoder.blocks.2.mlp.hook_post", "encoder.blocks.3.hook_resid_post", "decoder.blocks.1.mlp.hook_post")
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Corpus:
+    root = tmp_path_factory.mktemp("corpus")
+    build_corpus(CorpusConfig(out=root, clips=30, sets=("english",), workers=1), progress=False)
+    return Corpus.open(root)
+
+
+def small_config(**overrides) -> HarvestConfig:
+    settings = dict(hooks=HOOKS, bases=("neurons", "random"), random_features=64, mode="short", batch_size=7, top_k=6)
+    return HarvestConfig(**{**settings, **overrides})
+
+
+@pytest.fixture(scope="session")
+def harvested(corpus, tiny):
+    return harvest(corpus, small_config(), progress=False, model=tiny)
+
+
+def test_short_log_mel_equals_core_log_mel(corpus):
+    clips = [corpus[i].audio for i in range(3)] + [corpus[3].audio[:20_000]]
+    fast = log_mel_for_mode(clips, short=True)
+    assert fast.shape == (4, 80, 200)
+    assert torch.equal(fast, log_mel_batch(clips, short=True))
+
+
+def brute_force(corpus, model, config: HarvestConfig, hook: str, basis, tokenizer=None):
+    """Every activation of `basis` at `hook`, batched as the harvest batches (so the float
+    results match bit for bit): (values (n_features, frames), clip of each frame, position)."""
+    from whisperlens.features.harvest import clip_tokens
+
+    values, clips, positions = [], [], []
+    for start in range(0, len(corpus), config.batch_size):
+        indices = list(range(start, min(start + config.batch_size, len(corpus))))
+        mel = log_mel_for_mode([corpus[i].audio for i in indices], short=True)
+        tokens = None
+        if hook.startswith("decoder."):
+            sequences = [clip_tokens(tokenizer, corpus[i].text, 448) for i in indices]
+            tokens = torch.full((len(indices), max(map(len, sequences))), tokenizer.eot)
+            for row, sequence in enumerate(sequences):
+                tokens[row, : len(sequence)] = torch.tensor(sequence)
+        with torch.inference_mode():
+            _, cache = model.run_with_cache(mel, tokens, names_filter=[hook], short_audio=True)
+        for row, i in enumerate(indices):
+            n = len(sequences[row]) if tokens is not None else 100
+            values.append(basis.encode(cache[hook][row, :n].float()).numpy())
+            clips += [i] * n
+            positions += list(range(n))
+    return np.concatenate(values, axis=1), np.array(clips), np.array(positions)
+
+
+@pytest.mark.parametrize("site", ["encoder.blocks.2.mlp.hook_post", "random:encoder.blocks.3.hook_resid_post",
+                                  "decoder.blocks.1.mlp.hook_post"])
+def test_streamed_statistics_equal_brute_force(corpus, tiny, harvested, site):
+    from whisperlens.models.loading import tokenizer_for
+
+    config = small_config()
+    hook = site.split(":")[-1]
+    d = harvested.sites[site].n_features
+    basis = RandomBasis(hook, 384, 64, config.seed) if site.startswith("random:") else NeuronBasis(hook, d)
+    values, clips, positions = brute_force(corpus, tiny, config, hook, basis, tokenizer_for(tiny))
+    stats = harvested.sites[site]
+    assert int(stats.n_frames) == values.shape[1]
+    for f in range(0, basis.n_features, max(1, basis.n_features // 40)):
+        # Top-k: each clip's first maximum, if positive; by value, ties to the earlier clip.
+        per_clip = []
+        for clip in np.unique(clips):
+            in_clip = np.flatnonzero(clips == clip)
+            best = in_clip[np.argmax(values[f, in_clip])]
+            if values[f, best] > 0:
+                per_clip.append((-values[f, best], clip, positions[best]))
+        expected = sorted(per_clip)[: config.top_k]
+        got = [(-v, c, p) for v, c, p in zip(stats.top_values[f], stats.top_clips[f], stats.top_positions[f]) if c >= 0]
+        assert got == expected
+        # Histogram: fixed bins, exact counts. Bin 0 is (-inf, 0], the others [edge, next edge).
+        edges = bin_lower_edges()
+        bins = np.where(values[f] > 0, np.searchsorted(edges, values[f], side="right") - 1, 0)
+        expected_histogram = np.bincount(bins, minlength=len(edges))
+        assert np.array_equal(stats.complete_histogram()[f], expected_histogram)
+        assert stats.firing_rate()[f] == pytest.approx((values[f] > 0).mean())
+        # Band samples: the smallest hash priorities among each band's frames.
+        priorities = frame_priorities(config.seed, clips, positions)
+        bands = band_of(values[f])
+        for band in range(2, N_BANDS):
+            members = np.flatnonzero(bands == band)
+            chosen = members[np.argsort(priorities[members])[:5]]
+            kept = stats.sample_clips[f, band] >= 0
+            assert list(zip(stats.sample_clips[f, band][kept], stats.sample_positions[f, band][kept])) == \
+                list(zip(clips[chosen], positions[chosen]))
+
+
+def test_phone_counts_equal_brute_force(corpus, tiny, harvested):
+    site = "encoder.blocks.2.mlp.hook_post"
+    values, clips, positions = brute_force(corpus, tiny, small_config(), site, NeuronBasis(site, 1536))
+    phones = np.array([PHONE_INDEX[p or "sil"] for i in range(len(corpus)) for p in corpus[i].frame_phones(100)])
+    counts = harvested.sites[site].complete_phone_counts()
+    for f in (0, 1, 17, 1535):
+        expected = np.zeros((N_BANDS, len(PHONES)), np.int64)
+        np.add.at(expected, (band_of(values[f]), phones), 1)
+        assert np.array_equal(counts[f], expected)
+
+
+class InterruptedCorpus:
+    """A corpus whose audio read at clip `fail_at` is interrupted once, as a killed run would stop there."""
+
+    def __init__(self, corpus, fail_at: int):
+        self.corpus, self.fail_at = corpus, fail_at
+
+    def __len__(self):
+        return len(self.corpus)
+
+    def __getitem__(self, index):
+        clip = self.corpus[index]
+        return InterruptedClip(clip, self) if index == self.fail_at else clip
+
+
+class InterruptedClip:
+    def __init__(self, clip, owner: InterruptedCorpus):
+        self.clip, self.owner = clip, owner
+
+    def __getattr__(self, name):
+        return getattr(self.clip, name)
+
+    @property
+    def audio(self):
+        if self.owner.fail_at is not None:
+            self.owner.fail_at = None
+            raise KeyboardInterrupt
+        return self.clip.audio
+
+
+def test_resumed_harvest_equals_uninterrupted(corpus, tiny, harvested, tmp_path):
+    checkpoint = tmp_path / "checkpoint.npz"
+    config = small_config(checkpoint_every=1)
+    interrupted = InterruptedCorpus(corpus, fail_at=17)
+    with pytest.raises(KeyboardInterrupt):
+        Harvester(interrupted, config, tiny).run(checkpoint, progress=False)
+    resumed_harvester = Harvester(interrupted, config, tiny)
+    assert resumed_harvester.load_checkpoint(checkpoint) and resumed_harvester.clips_done == 14
+    resumed = Harvester(interrupted, config, tiny).run(checkpoint, progress=False)
+    assert resumed.sites.keys() == harvested.sites.keys()
+    for name, stats in harvested.sites.items():
+        for key, array in stats.arrays().items():
+            assert np.array_equal(getattr(resumed.sites[name], key), array), (name, key)
+    for key, array in harvested.frames.items():
+        assert np.array_equal(resumed.frames[key], array)
+    # A checkpoint of another configuration is not resumed from.
+    assert not Harvester(corpus, small_config(seed=1), tiny).load_checkpoint(checkpoint)
+
+
+def planted_stats(frame_phones: list[list[str]], activations) -> tuple[SiteStats, FrameTable]:
+    lengths = [len(p) for p in frame_phones]
+    phones = np.array([PHONE_INDEX[p] for labels in frame_phones for p in labels], np.int16)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    positions = np.concatenate([np.arange(n) for n in lengths]).astype(np.int32)
+    clips = np.arange(len(lengths))
+    values = np.stack([activation(phones, positions) for activation in activations]).astype(np.float32)
+    stats = SiteStats.empty(len(activations), 40, len(PHONES))
+    stats.update(values, offsets, clips, positions, phones, frame_priorities(0, np.repeat(clips, lengths), positions))
+    table = FrameTable({"phone_offsets": offsets, "phones": phones, "token_offsets": np.zeros(len(lengths) + 1, np.int64),
+                        "tokens": np.zeros(0, np.int32)})
+    return stats.finalized(), table
+
+
+def test_phone_labels_on_planted_activations():
+    rng = np.random.default_rng(0)
+    words = [["sil"] * 3 + list(rng.choice(["S", "M", "AA", "IY", "T"], size=20)) + ["sil"] * 3 for _ in range(40)]
+    is_ = lambda phone: lambda phones, positions: (phones == PHONE_INDEX[phone]).astype(float)
+    noise = rng.random(sum(map(len, words)))
+    activations = [
+        lambda phones, positions: 4.0 * is_("S")(phones, positions),  # fires on S only
+        # M strongly (top band), AA weakly, and on many more frames: a polyphonetic feature.
+        lambda phones, positions: 8.0 * is_("M")(phones, positions) + 1.0 * is_("AA")(phones, positions),
+        lambda phones, positions: noise[: len(phones)] - 0.5,  # fires anywhere
+    ]
+    stats, table = planted_stats(words, activations)
+    labels = phone_labels(stats, table)
+    s_frames = sum(clip_phones.count("S") for clip_phones in words)
+    assert labels[0].top_phone == "S" and labels[0].top_share == 1.0 and labels[0].selective
+    assert labels[0].precision["S"] == 1.0 and labels[0].recall["S"] == pytest.approx(1.0)
+    assert stats.phone_totals[PHONE_INDEX["S"]] == s_frames
+    assert not labels[0].polyphonetic
+    assert labels[1].top_phone == "M" and labels[1].selective
+    assert [b["phone"] for b in labels[1].bands] == ["M", "AA"]  # 8.0 in the top band, 1.0 three octaves down
+    assert labels[1].polyphonetic  # its populated bands disagree
+    assert not labels[2].selective and labels[2].top_share < 0.5
+
+
+def test_listening_window_is_loudest_at_the_frame(tmp_path):
+    audio = np.full(32_000, 0.1, np.float32)
+    louder = amplified_window(audio, position=50)
+    centre = frame_centre_sample(50) - (frame_centre_sample(50) - 8_000)
+    assert len(louder) == 16_000
+    assert np.argmax(np.abs(louder)) == pytest.approx(centre, abs=2)
+    assert np.abs(louder).max() == pytest.approx(0.9) and np.abs(louder[0]) < 0.3
+    assert data_uri(louder, "wav").startswith("data:audio/wav;base64,")
+    trace = np.linspace(0, 1, 100)
+    path = spectrogram_figure([{"audio": audio, "position": 50, "trace": trace, "caption": "x"}], "t", tmp_path / "s.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.fixture(scope="session")
+def store(harvested, corpus, tiny, tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    saved = FeatureStore.save(harvested, root, str(corpus.root), extra={"corpus_set": None})
+    label_store(saved, tiny)
+    return saved
+
+
+def test_store_show_and_export(store, corpus, capsys):
+    assert main(["features", "show", "encoder.blocks.2.mlp.1:17", "--store", str(store.root)]) == 0
+    shown = capsys.readouterr().out
+    assert "encoder.blocks.2.mlp.hook_post:17" in shown and "top phone" in shown
+    assert main(["features", "show", "decoder.blocks.1.mlp.hook_post:3", "--store", str(store.root)]) == 0
+    assert "top token" in capsys.readouterr().out
+    from whisperlens.features.html import export_html
+
+    index = export_html(store, corpus, top=2, sites=["encoder.blocks.2.mlp.hook_post", "decoder.blocks.1.mlp.hook_post"],
+                        progress=False)
+    page = (index.parent / "encoder.blocks.2.mlp.hook_post.html").read_text()
+    assert page.count("<tr id=") == 1536
+    import re
+
+    for reference in re.findall(r"src='([^']+)'", page):
+        assert (index.parent / reference).exists(), reference
+    clips = {int(c) for c in re.findall(r"play\((\d+),", page)}
+    assert all((index.parent / "clips" / f"{clip}.mp3").exists() for clip in clips)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["features", "build", "--corpus", "/nonexistent/corpus"], "no corpus there"),
+    (["features", "build", "--corpus", "CORPUS", "--layers", "7", "--no-progress"], "unknown layer 7"),
+    (["features", "build", "--corpus", "CORPUS", "--hooks", "encoder.blocks.2.mlp.nothing", "--no-progress"], "unknown hook"),
+    (["features", "build", "--corpus", "CORPUS", "--mode", "fast", "--no-progress"], "--mode must be one of"),
+    (["features", "show", "encoder.blocks.2.mlp.hook_post:99999", "--store", "STORE"], "unknown feature id"),
+    (["features", "show", "encoder.blocks.9.mlp.hook_post:1", "--store", "STORE"], "unknown site"),
+    (["features", "show", "nonsense", "--store", "STORE"], "unknown feature id"),
+    (["features", "show", "x:1", "--store", "/nonexistent/store"], "no feature store there"),
+])
+def test_cli_errors_are_one_line(argv, message, corpus, store, tmp_path, capsys):
+    argv = [str(corpus.root) if a == "CORPUS" else str(store.root) if a == "STORE" else a for a in argv]
+    assert main(argv + (["--out", str(tmp_path / "out")] if argv[1] == "build" else [])) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("whisperlens: error:") and message in err and "\n" not in err
+
+
+def test_manifest_records_the_run(store):
+    manifest = json.loads((store.root / "manifest.json").read_text())
+    assert manifest["model"] == "tiny.en" and manifest["mode"] == "short"
+    assert set(manifest["sites"]) == {"encoder.blocks.2.mlp.hook_post", "random:encoder.blocks.2.mlp.hook_post",
+                                      "encoder.blocks.3.hook_resid_post", "random:encoder.blocks.3.hook_resid_post",
+                                      "decoder.blocks.1.mlp.hook_post", "random:decoder.blocks.1.mlp.hook_post"}
