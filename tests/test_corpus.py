@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -157,7 +158,7 @@ def test_same_seed_gives_the_same_hash_and_bytes(small_corpus_dir, tmp_path):
 
 def test_a_lost_shard_and_a_half_written_file_are_redone_on_resume(small_corpus_dir, tmp_path):
     copy = tmp_path / "copy"
-    subprocess.run(["cp", "-r", str(small_corpus_dir), str(copy)], check=True)
+    shutil.copytree(small_corpus_dir, copy)
     expected = json.loads((copy / storage.INFO).read_text())["hash"]
     flac, jsonl = storage.shard_files(copy, "english-00000")
     jsonl.unlink()
@@ -242,7 +243,7 @@ def test_open_refuses_missing_or_incomplete_corpora(tmp_path, small_corpus_dir):
     with pytest.raises(WhisperLensError, match="no corpus"):
         Corpus.open(tmp_path / "nothing")
     partial = tmp_path / "partial"
-    subprocess.run(["cp", "-r", str(small_corpus_dir), str(partial)], check=True)
+    shutil.copytree(small_corpus_dir, partial)
     (partial / storage.INFO).unlink()
     with pytest.raises(WhisperLensError, match="incomplete"):
         Corpus.open(partial)

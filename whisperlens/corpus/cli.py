@@ -68,9 +68,15 @@ def run_stats(args) -> int:
     return 0
 
 
+def _check_per_voice(args) -> None:
+    if args.per_voice <= 0:
+        raise WhisperLensError(f"--per-voice must be positive, got {args.per_voice}")
+
+
 def run_align(args) -> int:
     from .align import alignment_report, format_alignment_report
 
+    _check_per_voice(args)
     report = alignment_report(_open(args.dir), per_voice=args.per_voice)
     print(json.dumps(report, indent=2) if args.json else format_alignment_report(report))
     return 0
@@ -79,8 +85,7 @@ def run_align(args) -> int:
 def run_wer(args) -> int:
     from .wer import format_wer_report, wer_report
 
-    if args.per_voice <= 0:
-        raise WhisperLensError("--per-voice must be positive")
+    _check_per_voice(args)
     report = wer_report(_open(args.dir), model_name=args.model, per_voice=args.per_voice)
     print(json.dumps(report, indent=2) if args.json else format_wer_report(report))
     return 0
