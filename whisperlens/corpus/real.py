@@ -7,7 +7,8 @@ import gzip
 import json
 import re
 import tempfile
-from functools import lru_cache
+import io
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,17 +25,14 @@ SYMBOL_WORDS = {"#": "pound", "*": "star", "&": "and", "%": "percent"}
 
 
 def _load(path: Path):
+    """A loader that decodes the file on each use: one file decodes in milliseconds, and
+    keeping every clip read would hold a whole dataset in memory."""
     def load() -> np.ndarray:
         from ..audio import load_audio  # imported on use: it loads torch
 
         return load_audio(path)
 
-    return _cached(load)
-
-
-def _cached(load):
-    """Keep a clip's decoded audio once read: recordings are few and short."""
-    return lru_cache(maxsize=1)(load)
+    return load
 
 
 def alignment_words(text: str) -> list[str]:
@@ -234,16 +232,27 @@ def hf_dataset_corpus(dataset, split: str | None = None, audio_column: str = "au
     clips = []
     for index in range(count):
         row = dataset[index]
-        load = _cached(lambda row=row: _decode_row_audio(row[audio_column]))
+        load = partial(_decode_row_audio, row[audio_column])
         text = str(row.get(text_column, "") or "") if text_column else ""
         extra = {key: value for key, value in row.items() if key != audio_column and isinstance(value, (str, int, float, bool))}
-        audio = load()
         clips.append(Clip(
             id=f"hf-{index:06d}", set="hf", engine="recording", voice=str(row.get("speaker_id", "")),
-            language=language, text=text, duration=len(audio) / 16_000, words=[], phones=[],
+            language=language, text=text, duration=_row_duration(row[audio_column], load), words=[], phones=[],
             meta=extra, _load_audio=load,
         ))
     return Corpus(clips, {"source": "hf_dataset"})
+
+
+def _row_duration(value: dict, load) -> float:
+    """Read from the file's header where libsndfile can; decode otherwise (MP3 in old libsndfile, G.722)."""
+    import soundfile
+
+    try:
+        source = io.BytesIO(value["bytes"]) if value.get("bytes") else value.get("path")
+        info = soundfile.info(source)
+        return info.frames / info.samplerate
+    except (RuntimeError, TypeError, soundfile.LibsndfileError):
+        return len(load()) / 16_000
 
 
 def _decode_row_audio(value: dict) -> np.ndarray:
