@@ -10,6 +10,7 @@ with_test=0
 
 apt_packages=(
   flite espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+  asterisk-core-sounds-en asterisk-core-sounds-es asterisk-core-sounds-fr
   asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav
   asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722 asterisk-core-sounds-fr-g722
 )

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import whisper.audio
 
 from .errors import WhisperLensError
 
-SAMPLE_RATE = whisper.audio.SAMPLE_RATE  # 16 kHz
-N_SAMPLES = whisper.audio.N_SAMPLES  # 30 s
-HOP_LENGTH = whisper.audio.HOP_LENGTH  # 10 ms per mel frame
+if TYPE_CHECKING:
+    import torch
+
+# openai-whisper's constants (whisper.audio), written out so that importing this module does not
+# load torch: corpus-building worker processes use them and start faster without it.
+SAMPLE_RATE = 16_000
+N_SAMPLES = 30 * SAMPLE_RATE
+HOP_LENGTH = 160  # 10 ms per mel frame
 SAMPLES_PER_ENCODER_FRAME = 2 * HOP_LENGTH  # the encoder's stride-2 conv: 20 ms per position
 N_ENCODER_FRAMES = N_SAMPLES // SAMPLES_PER_ENCODER_FRAME  # 1500
 
@@ -64,8 +69,8 @@ def validate_audio(audio: np.ndarray, source: str = "audio") -> np.ndarray:
     return audio
 
 
-def log_mel(audio: np.ndarray | torch.Tensor, n_mels: int = 80, *, short: bool = False,
-            device: str | torch.device | None = None) -> torch.Tensor:
+def log_mel(audio: "np.ndarray | torch.Tensor", n_mels: int = 80, *, short: bool = False,
+            device: "str | torch.device | None" = None) -> "torch.Tensor":
     """Whisper's log-mel spectrogram of one clip of at most 30 s.
 
     Exact mode (default) pads to 30 s: 3000 mel frames, the encoder's native 1500 positions.
@@ -73,6 +78,9 @@ def log_mel(audio: np.ndarray | torch.Tensor, n_mels: int = 80, *, short: bool =
     stride-2 conv lines up). The mel is computed on the padded clip in both modes, so the
     speech frames are identical; only the encoder's view of the padding differs.
     """
+    import torch
+    import whisper.audio
+
     audio = torch.as_tensor(audio, dtype=torch.float32)
     if audio.shape[-1] > N_SAMPLES:
         raise WhisperLensError(f"clip is {audio.shape[-1] / SAMPLE_RATE:.1f} s long; log_mel takes at most 30 s")
@@ -87,11 +95,13 @@ def log_mel(audio: np.ndarray | torch.Tensor, n_mels: int = 80, *, short: bool =
 
 
 def log_mel_batch(clips: list[np.ndarray], n_mels: int = 80, *, short: bool = False,
-                  device: str | torch.device | None = None) -> torch.Tensor:
+                  device: "str | torch.device | None" = None) -> "torch.Tensor":
     """Stack per-clip log-mels (each normalised on its own, as Whisper does) into a batch.
 
     In short mode all clips are cut to the longest clip's length.
     """
+    import torch
+
     mels = [log_mel(clip, n_mels, short=False, device=device) for clip in clips]
     batch = torch.stack(mels)
     if short:

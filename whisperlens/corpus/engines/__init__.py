@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import soxr
 
+from ...audio import SAMPLE_RATE
 from ...errors import WhisperLensError
 from ..phones import Interval, cmu_to_arpabet
-
-SAMPLE_RATE = 16_000  # whisperlens.audio.SAMPLE_RATE; not imported, as that module loads torch
 
 
 @dataclass(frozen=True)
