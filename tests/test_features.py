@@ -66,7 +66,7 @@ def brute_force(corpus, model, config: HarvestConfig, hook: str, basis, tokenize
             _, cache = model.run_with_cache(mel, tokens, names_filter=[hook], short_audio=True)
         for row, i in enumerate(indices):
             n = len(sequences[row]) if tokens is not None else 100
-            values.append(basis.encode(cache[hook][row, :n].float()).numpy())
+            values.append(basis.encode(cache[hook][row, :n].float()).numpy().T)
             clips += [i] * n
             positions += list(range(n))
     return np.concatenate(values, axis=1), np.array(clips), np.array(positions)
@@ -177,7 +177,7 @@ def planted_stats(frame_phones: list[list[str]], activations) -> tuple[SiteStats
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     positions = np.concatenate([np.arange(n) for n in lengths]).astype(np.int32)
     clips = np.arange(len(lengths))
-    values = np.stack([activation(phones, positions) for activation in activations]).astype(np.float32)
+    values = np.stack([activation(phones, positions) for activation in activations], axis=1).astype(np.float32)
     stats = SiteStats.empty(len(activations), 40, len(PHONES))
     stats.update(values, offsets, clips, positions, phones, frame_priorities(0, np.repeat(clips, lengths), positions))
     table = FrameTable({"phone_offsets": offsets, "phones": phones, "token_offsets": np.zeros(len(lengths) + 1, np.int64),

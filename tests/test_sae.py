@@ -50,7 +50,7 @@ def test_trained_sae_loads_in_saelens_with_identical_encodings(residuals, archit
     assert torch.equal(reloaded > 0, trained > 0)
     basis = SAEBasis(path)
     assert basis.hook == HOOK and basis.n_features == 1536
-    assert torch.equal(basis.encode(batch), reloaded.T)
+    assert torch.equal(basis.encode(batch), reloaded)
 
 
 def test_training_is_deterministic(residuals):

@@ -1,7 +1,6 @@
 """Feature bases: the ways of reading features off an activation vector.
 
-A basis maps activations (frames, d) at one hook point to feature values, returned
-feature-major (n_features, frames) because that is the layout the statistics kernel walks.
+A basis maps activations (frames, d) at one hook point to feature values (frames, n_features).
 - neurons: the activation's own coordinates;
 - random: projections onto seeded random orthonormal directions, the baseline any claim
   that neurons (or SAE features) are interpretable has to beat;
@@ -28,7 +27,7 @@ class Basis(Protocol):
     n_features: int
 
     def encode(self, activations: torch.Tensor) -> torch.Tensor:
-        """(frames, d) activations -> (n_features, frames) float32 feature values."""
+        """(frames, d) activations -> (frames, n_features) float32 feature values."""
 
 
 @dataclass
@@ -38,7 +37,7 @@ class NeuronBasis:
     kind: str = "neurons"
 
     def encode(self, activations: torch.Tensor) -> torch.Tensor:
-        return activations.float().T
+        return activations.float()
 
 
 @dataclass
@@ -61,7 +60,7 @@ class RandomBasis:
         self.directions = (q * torch.sign(torch.diagonal(r))).contiguous()  # (d_in, n)
 
     def encode(self, activations: torch.Tensor) -> torch.Tensor:
-        return self.directions.T @ activations.float().T
+        return activations.float() @ self.directions
 
 
 class SAEBasis:
@@ -79,7 +78,7 @@ class SAEBasis:
 
     @torch.no_grad()
     def encode(self, activations: torch.Tensor) -> torch.Tensor:
-        return self.sae.encode(activations.float()).T
+        return self.sae.encode(activations.float())
 
 
 def basis_name(kind: str, hook: str) -> str:

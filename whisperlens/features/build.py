@@ -29,7 +29,7 @@ class FeatureBuildConfig:
     sae_max_vectors: int = 1_000_000
     sae_training_vectors: int = 3_000_000
     html: bool = True
-    html_top: int = 48  # features per page with per-example players and spectrograms
+    html_top: int = 24  # features per page with per-example players and spectrograms
 
     def __post_init__(self) -> None:
         if self.out is None:
@@ -121,6 +121,19 @@ def label_store(store: FeatureStore, model=None) -> list[SiteSummary]:
         else:
             labels = phone_labels(stats, frames)
             save_labels(store.root, site, labels)
+            summaries.append(summarize(site, info["kind"], info["hook"], labels))
+    return summaries
+
+
+def site_summaries(store: FeatureStore) -> list[SiteSummary]:
+    """Per-site summaries recomputed from the saved labels."""
+    from .labels import PhoneLabel
+
+    summaries = []
+    for site in store.sites:
+        info = store.site_info(site)
+        if not info["hook"].startswith("decoder."):
+            labels = [PhoneLabel(**label) for label in store.labels(site)]
             summaries.append(summarize(site, info["kind"], info["hook"], labels))
     return summaries
 

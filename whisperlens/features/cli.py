@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     build.add_argument("--top-k", type=int, default=32)
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--device", default="cpu")
-    build.add_argument("--html-top", type=int, default=48, help="features per page with rendered audio and spectrograms")
+    build.add_argument("--html-top", type=int, default=24, help="features per page with rendered audio and spectrograms")
     build.add_argument("--no-html", action="store_true")
     build.add_argument("--out", default=None, help="store folder (default runs/features/MODEL/MODE)")
     build.add_argument("--no-progress", action="store_true")
@@ -43,10 +43,20 @@ def register(subparsers) -> None:
     show.add_argument("--examples", type=int, default=10)
     show.set_defaults(run=run_show)
 
+    seeds = commands.add_parser("seeds", help="our labels for the block-2 neurons the seed write-ups labelled")
+    seeds.add_argument("--store", default=None)
+    seeds.set_defaults(run=run_seeds)
+
+    summary = commands.add_parser("summary", help="share of phone-selective features per site against the random baseline")
+    summary.add_argument("--store", default=None)
+    summary.set_defaults(run=run_summary)
+
     export = commands.add_parser("export", help="write the listening pages (HTML, audio, spectrograms)")
     export.add_argument("--store", default=None)
     export.add_argument("--sites", default=None, help="comma-separated sites (default: all)")
-    export.add_argument("--top", type=int, default=48)
+    export.add_argument("--top", type=int, default=24, help="features per page with rendered audio and spectrograms")
+    export.add_argument("--render-every-site", action="store_true",
+                        help="also render the top features of random-direction and residual-coordinate pages")
     export.add_argument("--no-progress", action="store_true")
     export.set_defaults(run=run_export)
 
@@ -116,13 +126,29 @@ def run_show(args) -> int:
     return 0
 
 
+def run_seeds(args) -> int:
+    from .show import seed_comparison
+
+    print(seed_comparison(_store(args.store)))
+    return 0
+
+
+def run_summary(args) -> int:
+    from .build import site_summaries
+    from .labels import summary_table
+
+    print(summary_table(site_summaries(_store(args.store))))
+    return 0
+
+
 def run_export(args) -> int:
     from .build import open_corpus_of_store
     from .html import export_html
 
     store = _store(args.store)
     sites = args.sites.split(",") if args.sites else None
-    index = export_html(store, open_corpus_of_store(store), top=args.top, sites=sites, progress=not args.no_progress)
+    index = export_html(store, open_corpus_of_store(store), top=args.top, sites=sites, progress=not args.no_progress,
+                        render_every_site=args.render_every_site)
     print(f"pages: {index}")
     return 0
 

@@ -8,7 +8,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 import torch
@@ -260,8 +260,7 @@ class Harvester:
 
     # ---- the pass ----------------------------------------------------------------------------
 
-    def run(self, checkpoint: Path | None = None, progress: bool = True,
-            on_batch: Callable[[int], None] | None = None) -> HarvestResult:
+    def run(self, checkpoint: Path | None = None, progress: bool = True) -> HarvestResult:
         import time
 
         from tqdm import tqdm
@@ -283,8 +282,6 @@ class Harvester:
                 if checkpoint is not None and batches_since_checkpoint >= self.config.checkpoint_every and end < total:
                     self.save_checkpoint(checkpoint)
                     batches_since_checkpoint = 0
-                if on_batch is not None:
-                    on_batch(self.clips_done)
         seconds = time.perf_counter() - start_time
         if checkpoint is not None:
             self.save_checkpoint(checkpoint)

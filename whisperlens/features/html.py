@@ -49,9 +49,13 @@ function play(clip, pos, amplified) {
 """
 
 
-def export_html(store: FeatureStore, corpus, top: int = 48, sites: list[str] | None = None, progress: bool = True,
-                config: ListeningConfig = ListeningConfig()) -> Path:
-    """Write `<store>/html/index.html` and one page per site; return the index's path."""
+def export_html(store: FeatureStore, corpus, top: int = 24, sites: list[str] | None = None, progress: bool = True,
+                config: ListeningConfig = ListeningConfig(), render_every_site: bool = False) -> Path:
+    """Write `<store>/html/index.html` and one page per site; return the index's path.
+
+    Pre-rendered audio and spectrograms go to the `top` features of MLP-neuron and SAE pages
+    (all encoder pages with `render_every_site`); every feature of every page can be played.
+    """
     from tqdm import tqdm
 
     out = store.root / "html"
@@ -68,7 +72,7 @@ def export_html(store: FeatureStore, corpus, top: int = 48, sites: list[str] | N
         order = sorted(range(len(labels)), key=lambda f: (-labels[f]["score"], -labels[f]["max_value"], f))
         decoder = info["hook"].startswith("decoder.")
         rendered: dict[int, dict] = {}
-        if not decoder and top > 0:
+        if not decoder and top > 0 and (render_every_site or _worth_rendering(info)):
             if model is None:
                 model = model_for_mode(store.manifest["model"], store.manifest["mode"], "cpu")
             rendered = _render_top(store, site, stats, order[:top], corpus, model, out, config)
@@ -91,6 +95,12 @@ def export_html(store: FeatureStore, corpus, top: int = 48, sites: list[str] | N
                      f"<p>Corpus: {html.escape(str(store.manifest.get('corpus')))}, {len(clip_ids)} clips.</p>"
                      f"<table><tr><th>site</th><th>phone-selective features</th></tr>{rows}</table>")
     return index
+
+
+def _worth_rendering(info: dict) -> bool:
+    # Rendering costs ~1 s a feature; random directions and residual coordinates are the
+    # baselines, listened to far less than MLP neurons and SAE features.
+    return info["kind"] == "sae" or (info["kind"] == "neurons" and info["hook"].endswith("mlp.hook_post"))
 
 
 def _summaries(store: FeatureStore) -> dict[str, dict]:
@@ -122,7 +132,7 @@ def activation_traces(store: FeatureStore, site: str, clips: list[int], corpus, 
         activations = cache[hook].float()
         for row, (clip, samples) in enumerate(zip(batch, audio)):
             n = -(-len(samples) // SAMPLES_PER_ENCODER_FRAME)
-            traces[clip] = basis.encode(activations[row, :n]).numpy()
+            traces[clip] = basis.encode(activations[row, :n]).numpy().T
     return traces
 
 

@@ -48,3 +48,31 @@ def describe_feature(store: FeatureStore, feature_id: str, examples: int = 10) -
             lines.append(f"  >={edges[band]:<7.3g} {stats.sample_values[f, band, s]:8.3f}  {clip_ids[clip]}  {position:4d}  "
                          f"{PHONES[frames.clip_phones(clip)[position]]}")
     return "\n".join(lines)
+
+
+# The seed write-ups' labels for encoder block 2 MLP neurons of Whisper tiny (letters, as
+# published), and the ARPAbet phones each letter label can stand for (our reading of them).
+SEED_BLOCK2_LABELS = {
+    0: ("m", {"M"}), 1: ("j/ch/sh", {"JH", "CH", "SH", "ZH", "Y"}), 2: ("e/a", {"EH", "AE", "EY", "AH", "AA", "ER"}),
+    3: ("c/q", {"K", "G"}), 5: ("i", {"IH", "IY", "AY"}), 7: ("w", {"W"}), 8: ("l", {"L"}), 10: ("I", {"AY", "IH"}),
+    14: ("r", {"R", "ER"}), 15: ("st", {"S", "T"}), 16: ("l", {"L"}), 18: ("ch", {"CH", "SH", "JH"}), 19: ("p", {"P"}),
+}
+
+
+def seed_comparison(store: FeatureStore, site: str = "encoder.blocks.2.mlp.hook_post") -> str:
+    """Markdown: our phone labels for the neurons the seeds labelled, beside theirs."""
+    site = store.check_site(site)
+    labels = store.labels(site)
+    lines = ["| neuron | seeds' label | our top phone (top-k share) | top-k phones | polyphonetic | compatible |",
+             "|---:|---|---|---|---|---|"]
+    matches = 0
+    for neuron, (seed_label, phones) in SEED_BLOCK2_LABELS.items():
+        label = labels[neuron]
+        compatible = label["top_phone"] in phones
+        matches += compatible
+        top3 = ", ".join(f"{p} {s:.0%}" for p, s in label["top3"])
+        lines.append(f"| {neuron} | {seed_label} | {label['top_phone']} ({label['top_share']:.0%}) | {top3} | "
+                     f"{'yes' if label['polyphonetic'] else ''} | {'yes' if compatible else 'no'} |")
+    lines.append(f"\n{matches} of {len(SEED_BLOCK2_LABELS)} seed labels compatible with our top phone ({site}, "
+                 f"{store.manifest['model']}, {store.manifest['mode']} mode).")
+    return "\n".join(lines)
