@@ -4,6 +4,7 @@
 # the apt share; the pip share is measured wherever it runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo=$(pwd)
 work=$(mktemp -d)
 git clone -q . "$work/whisperlens"
 cd "$work/whisperlens"
@@ -13,4 +14,9 @@ for mode in "" "--test"; do
   bash scripts/setup.sh $mode >/dev/null 2>&1
   echo "setup.sh $mode: $(( $(date +%s) - start )) s, .venv $(du -sh .venv | cut -f1)"
 done
+cd "$repo"
 rm -rf "$work"
+# The Debian share: the packages setup.sh names (without their dependencies), as installed.
+packages=$(sed -n '/^apt_packages=(/,/^)/p' scripts/setup.sh | grep -v '[()]')
+kib=$(dpkg-query -W -f='${Installed-Size}\n' $packages | paste -sd+ | bc)
+echo "Debian packages named by setup.sh: $((kib / 1024)) MB installed"
