@@ -18,5 +18,5 @@ cd "$repo"
 rm -rf "$work"
 # The Debian share: the packages setup.sh names (without their dependencies), as installed.
 packages=$(sed -n '/^apt_packages=(/,/^)/p' scripts/setup.sh | grep -v '[()]')
-kib=$(dpkg-query -W -f='${Installed-Size}\n' $packages | paste -sd+ | bc)
-echo "Debian packages named by setup.sh: $((kib / 1024)) MB installed"
+mib=$(dpkg-query -W -f='${Installed-Size}\n' $packages | awk '{kib += $1} END {print int(kib / 1024)}')
+echo "Debian packages named by setup.sh: $mib MB installed"
