@@ -234,8 +234,12 @@ def test_store_show_and_export(store, corpus, capsys):
     assert main(["features", "show", "encoder.blocks.2.mlp.1:17", "--store", str(store.root)]) == 0
     shown = capsys.readouterr().out
     assert "encoder.blocks.2.mlp.hook_post:17" in shown and "top phone" in shown
-    assert main(["features", "show", "decoder.blocks.1.mlp.hook_post:3", "--store", str(store.root)]) == 0
+    decoder = store.stats("decoder.blocks.1.mlp.hook_post")
+    live, dead = np.flatnonzero(decoder.top_clips[:, 0] >= 0), np.flatnonzero(decoder.top_clips[:, 0] < 0)
+    assert main(["features", "show", f"decoder.blocks.1.mlp.hook_post:{live[0]}", "--store", str(store.root)]) == 0
     assert "top token" in capsys.readouterr().out
+    assert main(["features", "show", f"decoder.blocks.1.mlp.hook_post:{dead[0]}", "--store", str(store.root)]) == 0
+    assert "dead feature" in capsys.readouterr().out
     from whisperlens.features.html import export_html
 
     index = export_html(store, corpus, top=2, sites=["encoder.blocks.2.mlp.hook_post", "decoder.blocks.1.mlp.hook_post"],

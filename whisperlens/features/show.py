@@ -14,8 +14,11 @@ def describe_feature(store: FeatureStore, feature_id: str, examples: int = 10) -
     label = store.labels(site)[f]
     clip_ids = store.clip_ids
     frames = store.frames
-    lines = [f"{site}:{f}  ({info['kind']} at {info['hook']}; {store.manifest['model']}, {store.manifest['mode']} mode)",
-             f"max {label['max_value']:.3f}; fires (> 0) on {label['firing_rate']:.2%} of {int(stats.n_frames)} frames"]
+    lines = [f"{site}:{f}  ({info['kind']} at {info['hook']}; {store.manifest['model']}, {store.manifest['mode']} mode)"]
+    if stats.top_clips[f, 0] < 0:
+        lines.append(f"never positive on the {int(stats.n_clips)} clips of this store: a dead feature")
+        return "\n".join(lines)
+    lines.append(f"max {label['max_value']:.3f}; fires (> 0) on {label['firing_rate']:.2%} of {int(stats.n_frames)} frames")
     decoder = info["hook"].startswith("decoder.")
     if decoder:
         lines.append(f"top token: {label['top_token']!r} ({label['top_share']:.0%} of top examples)")
