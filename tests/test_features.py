@@ -14,7 +14,7 @@ from whisperlens.cli import main
 from whisperlens.corpus import Corpus, CorpusConfig, build_corpus
 from whisperlens.features.bases import NeuronBasis, RandomBasis
 from whisperlens.features.build import label_store
-from whisperlens.features.harvest import PHONE_INDEX, PHONES, HarvestConfig, Harvester, harvest, log_mel_for_mode
+from whisperlens.features.harvest import PHONE_INDEX, PHONES, HarvestConfig, Harvester, harvest
 from whisperlens.features.labels import phone_labels
 from whisperlens.features.listening import amplified_window, data_uri, frame_centre_sample, spectrogram_figure
 from whisperlens.features.stats import N_BANDS, SiteStats, band_of, bin_lower_edges, frame_priorities
@@ -40,13 +40,6 @@ def harvested(corpus, tiny):
     return harvest(corpus, small_config(), progress=False, model=tiny)
 
 
-def test_short_log_mel_equals_core_log_mel(corpus):
-    clips = [corpus[i].audio for i in range(3)] + [corpus[3].audio[:20_000]]
-    fast = log_mel_for_mode(clips, short=True)
-    assert fast.shape == (4, 80, 200)
-    assert torch.equal(fast, log_mel_batch(clips, short=True))
-
-
 def brute_force(corpus, model, config: HarvestConfig, hook: str, basis, tokenizer=None):
     """Every activation of `basis` at `hook`, batched as the harvest batches (so the float
     results match bit for bit): (values (n_features, frames), clip of each frame, position)."""
@@ -55,7 +48,7 @@ def brute_force(corpus, model, config: HarvestConfig, hook: str, basis, tokenize
     values, clips, positions = [], [], []
     for start in range(0, len(corpus), config.batch_size):
         indices = list(range(start, min(start + config.batch_size, len(corpus))))
-        mel = log_mel_for_mode([corpus[i].audio for i in indices], short=True)
+        mel = log_mel_batch([corpus[i].audio for i in indices], short=True)
         tokens = None
         if hook.startswith("decoder."):
             sequences = [clip_tokens(tokenizer, corpus[i].text, 448) for i in indices]

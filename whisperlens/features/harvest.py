@@ -13,6 +13,8 @@ from typing import Protocol, Sequence
 import numpy as np
 import torch
 
+from ..audio import log_mel_batch
+from ..corpus.phones import ARPABET
 from ..errors import WhisperLensError
 from ..storage import atomic_path
 from .bases import BASIS_KINDS, Basis, NeuronBasis, RandomBasis, SAEBasis, basis_name
@@ -20,9 +22,7 @@ from .stats import SiteStats, frame_priorities
 
 MODES = ("exact", "short", "short-bf16")
 DEFAULT_HOOKS = ("encoder.blocks.*.mlp.hook_post", "encoder.blocks.*.hook_resid_post", "decoder.blocks.*.mlp.hook_post")
-PHONES = tuple(
-    "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y Z ZH".split()
-) + ("sil",)  # ARPAbet as the corpus speaks it, then "sil" for frames under no phone
+PHONES = tuple(ARPABET) + ("sil",)  # ARPAbet as the corpus speaks it, then "sil" for frames under no phone
 PHONE_INDEX = {phone: i for i, phone in enumerate(PHONES)}
 CHECKPOINT_NAME = "harvest-checkpoint.npz"
 
@@ -154,38 +154,6 @@ def model_for_mode(name: str, mode: str, device: str):
     return load_model(name, device=device, dtype=dtype)
 
 
-def log_mel_for_mode(clips: list[np.ndarray], short: bool) -> torch.Tensor:
-    """Log-mels equal to `whisperlens.audio.log_mel_batch(clips, short=short)`.
-
-    In short mode only the frames covering the clips are needed. The spectrogram of the clips
-    plus a little silence gives the same values as that of 30 s (the STFT is frame-local, and
-    the normalising maximum comes from the clip's own frames), and one batched STFT replaces
-    a 30 s STFT per clip: together 50x less work, which otherwise dominates a short-mode
-    harvest. Whisper's own function normalises by the maximum over everything it is given,
-    so it cannot take a batch; the few lines below are it with a per-clip maximum.
-    tests/test_features.py checks the equality.
-    """
-    from ..audio import HOP_LENGTH, N_SAMPLES, SAMPLES_PER_ENCODER_FRAME, log_mel_batch
-
-    import whisper.audio
-
-    longest = max(len(clip) for clip in clips)
-    n_positions = max(1, -(-longest // SAMPLES_PER_ENCODER_FRAME))
-    # Zeros after the longest clip up to the last frame needed and one FFT window beyond it.
-    n_samples = n_positions * SAMPLES_PER_ENCODER_FRAME + whisper.audio.N_FFT + HOP_LENGTH
-    if not short or n_samples >= N_SAMPLES:
-        return log_mel_batch(clips, short=short)
-    audio = torch.zeros(len(clips), n_samples)
-    for row, clip in enumerate(clips):
-        audio[row, : len(clip)] = torch.as_tensor(clip, dtype=torch.float32)
-    window = torch.hann_window(whisper.audio.N_FFT)
-    stft = torch.stft(audio, whisper.audio.N_FFT, HOP_LENGTH, window=window, return_complex=True)
-    power = stft[..., :-1].abs() ** 2
-    log_spec = torch.clamp(whisper.audio.mel_filters("cpu", 80) @ power, min=1e-10).log10()
-    log_spec = torch.maximum(log_spec, log_spec.amax(dim=(1, 2), keepdim=True) - 8.0)
-    return ((log_spec + 4.0) / 4.0)[..., : 2 * n_positions]
-
-
 def clip_tokens(tokenizer, text: str, max_tokens: int) -> list[int]:
     """The teacher-forced transcript: the start-of-transcript sequence, the text, end-of-text."""
     tokens = list(tokenizer.sot_sequence_including_notimestamps) + tokenizer.encode(" " + text.strip()) + [tokenizer.eot]
@@ -301,7 +269,7 @@ class Harvester:
         from ..audio import N_ENCODER_FRAMES, SAMPLES_PER_ENCODER_FRAME
 
         lengths = [min(N_ENCODER_FRAMES, max(1, -(-len(a) // SAMPLES_PER_ENCODER_FRAME))) for a in audio]
-        mel = log_mel_for_mode(audio, self.short)
+        mel = log_mel_batch(audio, short=self.short)
         tokens, token_lengths, sequences = None, [], [[] for _ in clips]
         if self.decoder_hooks:
             sequences = [clip_tokens(self.tokenizer, clip.text, self.model.dims.n_text_ctx) for clip in clips]
@@ -406,7 +374,7 @@ def collect_activations(corpus: CorpusLike, model, hooks: list[str], mode: str, 
 
         try:
             with model.hooks(fwd=[(hooks, capture)]):
-                model.run(log_mel_for_mode(audio, short), short_audio=short)
+                model.run(log_mel_batch(audio, short=short), short_audio=short)
         except _AllCaptured:
             pass
         rows = _rows(lengths, seed, indices.astype(np.int64), None)

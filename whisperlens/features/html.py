@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .harvest import PHONES, log_mel_for_mode, model_for_mode
+from ..audio import log_mel_batch
+from .harvest import PHONES, model_for_mode
 from .listening import ListeningConfig, amplified_window, spectrogram_figure, window, write_audio
 from .store import FeatureStore, basis_for_site, site_filename
 
@@ -128,7 +129,7 @@ def activation_traces(store: FeatureStore, site: str, clips: list[int], corpus, 
     for start in range(0, len(clips), 16):
         batch = clips[start: start + 16]
         audio = [np.asarray(corpus[c].audio, np.float32) for c in batch]
-        _, cache = model.run_with_cache(log_mel_for_mode(audio, short), names_filter=[hook], short_audio=short)
+        _, cache = model.run_with_cache(log_mel_batch(audio, short=short), names_filter=[hook], short_audio=short)
         activations = cache[hook].float()
         for row, (clip, samples) in enumerate(zip(batch, audio)):
             n = -(-len(samples) // SAMPLES_PER_ENCODER_FRAME)
