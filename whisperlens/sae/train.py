@@ -30,6 +30,7 @@ class SAETrainingConfig:
     lr: float = 4e-4
     batch_size: int = 4096
     training_vectors: int = 4_000_000  # vectors shown to the SAE, cycling the buffer in epochs
+    max_epochs: int = 20  # caps training_vectors on small buffers, where more passes only overfit
     eval_fraction: float = 0.02  # held out from training, for the reported metrics
     seed: int = 0
 
@@ -88,7 +89,7 @@ def train_sae(vectors: torch.Tensor, config: SAETrainingConfig) -> SAETrainingRe
     else:
         sae = StandardTrainingSAE(StandardTrainingSAEConfig(l1_coefficient=config.l1_coefficient,
                                                             l1_warm_up_steps=100, **common))
-    steps = config.training_vectors // config.batch_size
+    steps = min(config.training_vectors, config.max_epochs * len(training)) // config.batch_size
     trainer_config = SAETrainerConfig(
         total_training_samples=steps * config.batch_size, train_batch_size_samples=config.batch_size,
         lr=config.lr, lr_end=config.lr / 10, lr_scheduler_name="constant", lr_warm_up_steps=min(100, steps // 10),
