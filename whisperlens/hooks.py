@@ -128,9 +128,6 @@ class ActivationCache:
     def __len__(self) -> int:
         return len(self._firings)
 
-    def to_numpy_dict(self) -> dict[str, "object"]:
-        return {name: tensor.detach().float().cpu().numpy() for name, tensor in self.items()}
-
     def save(self, path) -> None:
         """Save as safetensors (by suffix `.safetensors`) or numpy `.npz`, atomically."""
         from .storage import atomic_path
