@@ -11,6 +11,7 @@ import argparse
 import html
 import importlib.resources
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -40,10 +41,8 @@ def run(args: argparse.Namespace) -> int:
         raise WhisperLensError(f"--clips must be positive, got {args.clips}")
     progress = not args.no_progress
     model = load_model_from_args(args)
-    sections = [example_step(model, out)]
-    corpus_dir, corpus_section = corpus_step(args.corpus, progress)
-    sections.append(corpus_section)
-    sections.append(features_step(args, corpus_dir, out, progress))
+    corpus_dir, corpus_section = corpus_step(args.corpus, progress)  # first: a bad --corpus fails before any output
+    sections = [example_step(model, out), corpus_section, features_step(args, corpus_dir, out, progress)]
     index = write_report(out / "index.html", f"whisperlens: {args.model}", sections)
     print(f"== report: {index}")
     return 0
@@ -94,17 +93,20 @@ def corpus_step(corpus_dir: str | None, progress: bool) -> tuple[Path, ReportSec
 
 def features_step(args: argparse.Namespace, corpus_dir: Path, out: Path, progress: bool) -> ReportSection:
     from ..cli import build_parser
+    from ..features.build import FeatureBuildConfig
+    from ..features.harvest import HarvestConfig
 
     print("== features: harvest, SAEs, labels, listening pages (resumable)")
-    # Through the CLI's own parser, so the main job uses exactly `features build`'s defaults.
-    argv = ["features", "build", "--corpus", str(corpus_dir), "--out", str(out / "features"),
-            "--model", args.model, "--device", args.device]
+    # The store goes where `features build` puts it by default, so `features show` finds it after
+    # the main job; the CLI's own parser gives the main job exactly `features build`'s defaults.
+    store = FeatureBuildConfig(harvest=HarvestConfig(model=args.model)).out
+    argv = ["features", "build", "--corpus", str(corpus_dir), "--out", str(store), "--model", args.model, "--device", args.device]
     argv += ["--clips", str(args.clips)] if args.clips else []
     argv += [] if progress else ["--no-progress"]
     features_args = build_parser().parse_args(argv)
     features_args.run(features_args)
-    summary = (out / "features" / "summary.md").read_text()
-    pages = Path("features") / "html" / "index.html"
-    body = (f"<p><a href='{pages}'>Listen to the features</a> (one page per layer).</p>"
+    summary = (store / "summary.md").read_text()
+    pages = os.path.relpath(store / "html" / "index.html", out)
+    body = (f"<p><a href='{html.escape(pages)}'>Listen to the features</a> (one page per layer; store {html.escape(str(store))}).</p>"
             f"<pre>{html.escape(summary)}</pre>")
     return ReportSection("Features you can listen to", body, "whisperlens " + " ".join(argv))
