@@ -114,9 +114,10 @@ def run_build(args) -> int:
 
 
 def _store(path: str | None):
+    from .build import FeatureBuildConfig
     from .store import FeatureStore
 
-    return FeatureStore(Path(path) if path else Path("runs") / "features" / "tiny.en" / "short")
+    return FeatureStore(Path(path) if path else FeatureBuildConfig().out)  # where `build` writes by default
 
 
 def run_show(args) -> int:
