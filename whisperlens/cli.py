@@ -27,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="whisperlens", description="Mechanistic interpretability for OpenAI Whisper."
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from .study.cli import register_study
+    from .study.registry import all_studies
+
+    for study in all_studies().values():
+        register_study(subparsers, study)
     for module_name in COMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)
@@ -39,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return int(args.run(args) or 0)
     except WhisperLensError as error:
         print(f"whisperlens: error: {error}", file=sys.stderr)

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from .errors import WhisperLensError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextmanager
 def atomic_path(path: str | Path):
@@ -22,6 +25,7 @@ def atomic_path(path: str | Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; the file is meant to be shared as usual
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
+from ..devices import DTYPES, check_device
 from ..errors import WhisperLensError
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,13 +19,6 @@ def load_model_from_args(args: argparse.Namespace):
 
     check_device(args.device)
     return load_model(args.model, device=args.device, dtype=DTYPES[args.dtype])
-
-
-def check_device(device: str) -> None:
-    try:
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as error:
-        raise WhisperLensError(f"device {device!r} is not usable here ({str(error).splitlines()[0]})") from None
 
 
 def check_language(model, language: str | None) -> str | None:
