@@ -14,7 +14,7 @@ from whisperlens.study import (
     ModelSpec,
     Result,
     Study,
-    StudyConfig,
+    ModelStudyConfig,
     StudyContext,
     Table,
     Text,
@@ -37,7 +37,7 @@ class Inner:
 
 
 @dataclass
-class ToyConfig(StudyConfig):
+class ToyConfig(ModelStudyConfig):
     """A study that squares numbers."""
 
     numbers: tuple[int, ...] = (1, 2, 3)  # numbers to square

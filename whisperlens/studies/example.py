@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..study import Audio, Figure, Result, Study, StudyConfig, Table, Text, new_figure, save_figure
+from ..study import Audio, Figure, ModelStudyConfig, Result, Study, Table, Text, new_figure, save_figure
 
 
 def bundled_example() -> Path:
@@ -22,7 +22,7 @@ def bundled_example() -> Path:
 
 
 @dataclass
-class ExampleConfig(StudyConfig):
+class ExampleConfig(ModelStudyConfig):
     """Transcribe an audio file and look at the encoder's residual stream on it."""
 
     audio: str | None = None  # an audio file (default: the bundled example, 'Hot ones...')

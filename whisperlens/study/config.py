@@ -17,6 +17,7 @@ from pathlib import Path
 
 import simple_parsing
 
+from ..corpus.selection import CorpusSelection
 from ..errors import WhisperLensError
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
@@ -57,15 +58,24 @@ class ModelSpec:
 
 @dataclass
 class StudyConfig:
-    """What every study takes: a model, a seed and interventions applied while it runs."""
+    """What every study takes: a seed. Most take a model too (ModelStudyConfig)."""
+
+    seed: int = 0  # every random choice of the study follows it
+
+    def validate(self) -> None:
+        """Raise WhisperLensError for a bad value; studies extend it and call super()."""
+
+
+@dataclass
+class ModelStudyConfig(StudyConfig):
+    """A study of a model, with interventions applied to it while the study runs."""
 
     model: ModelSpec = field(default_factory=ModelSpec)
-    seed: int = 0  # every random choice of the study follows it
     # intervention specs (JSON list, or @file.json) applied to the model for the whole study
     interventions: list = simple_parsing.field(default_factory=list, type=parse_json_list, nargs="?")
 
     def validate(self) -> None:
-        """Raise WhisperLensError for a bad value; studies extend it and call super()."""
+        super().validate()
         from ..devices import check_device, dtype_named
 
         check_device(self.model.device)
@@ -74,6 +84,13 @@ class StudyConfig:
             from ..interventions import interventions_from_json
 
             interventions_from_json(self.interventions)  # fails on a bad spec before any work
+
+
+@dataclass
+class CorpusStudyConfig(ModelStudyConfig):
+    """A study of a model over a selection of the corpus."""
+
+    corpus: CorpusSelection = field(default_factory=CorpusSelection)
 
 
 def config_to_dict(config) -> dict:

@@ -32,7 +32,7 @@ def run_study(study: Study, config, folder: Path | str, context: StudyContext, f
     if not force and record is not None and record.get("fingerprint") == expected \
             and record.get("format_version") == study.result.format_version:
         return study.result.load(folder), False
-    study_context = context.for_study(folder, config.interventions)
+    study_context = context.for_study(folder, getattr(config, "interventions", None))
     try:
         result = study.run(config, study_context)
     finally:
