@@ -50,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
 def example_step(model, out: Path) -> ReportSection:
     from ..audio import load_audio
-    from .inspect import inspect_audio, summary_rows
-    from .transcribe import transcribe_file
+    from ..inspection import inspect_audio, summary_rows, transcribe_file
 
     print("== transcribing the bundled example with word timestamps")
     entry = transcribe_file(model, str(example_audio_path()), "en" if not model.is_multilingual else None, True)
