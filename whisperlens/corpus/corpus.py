@@ -1,19 +1,19 @@
 """Reading a corpus: `Corpus` (a list-like view of clips) and `Clip` (one clip's labels,
-with its audio loaded on first use)."""
+with its audio loaded on first use). A corpus is a built one (`Corpus.open`) or real
+recordings (`Corpus.from_asterisk`, `from_folder`, `from_hf_dataset`, from real.py)."""
 
 from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
 from ..errors import WhisperLensError
-from . import storage
-from .engines import SAMPLE_RATE
+from . import real, storage
 from .phones import Interval
 
 SHARDS_KEPT_IN_MEMORY = 4  # a shard is ~13 MB of int16; sequential reads touch one at a time
@@ -54,7 +54,7 @@ class Clip:
         return labels
 
     @classmethod
-    def from_record(cls, record: dict, load_audio: Callable[[], np.ndarray] | None) -> "Clip":
+    def from_record(cls, record: dict, load_audio: Callable[[], np.ndarray] | None) -> Clip:
         return cls(
             id=record["id"], set=record["set"], engine=record.get("engine", ""), voice=record.get("voice", ""),
             language=record.get("language"), text=record.get("text", ""), duration=float(record["duration"]),
@@ -93,7 +93,7 @@ class Corpus:
         self.root = root
 
     @classmethod
-    def open(cls, path: str | Path | None = None) -> "Corpus":
+    def open(cls, path: str | Path | None = None) -> Corpus:
         """Open a built corpus (the default one if no path is given)."""
         from .build import default_corpus_dir
 
@@ -119,26 +119,25 @@ class Corpus:
 
         return cls([Clip.from_record(record, loader(record)) for record in records], info, root)
 
-    @staticmethod
-    def from_asterisk(language: str = "en", **options) -> "Corpus":
-        """Asterisk's recorded prompts with transcripts (see `real.asterisk_corpus`)."""
-        from .real import asterisk_corpus
+    @classmethod
+    def from_asterisk(cls, language: str = "en", **options) -> Corpus:
+        """Asterisk's recorded prompts with transcripts (see `real.asterisk_recordings`)."""
+        return cls.from_recordings(real.asterisk_recordings(language, **options))
 
-        return asterisk_corpus(language, **options)
+    @classmethod
+    def from_folder(cls, path: str | Path, **options) -> Corpus:
+        """Audio files under a folder, same-stem .txt files as transcripts (`real.folder_recordings`)."""
+        return cls.from_recordings(real.folder_recordings(path, **options))
 
-    @staticmethod
-    def from_folder(path: str | Path, **options) -> "Corpus":
-        """Audio files under a folder, same-stem .txt files as transcripts (`real.folder_corpus`)."""
-        from .real import folder_corpus
+    @classmethod
+    def from_hf_dataset(cls, dataset, **options) -> Corpus:
+        """A Hugging Face `datasets` audio dataset (`real.hf_dataset_recordings`)."""
+        return cls.from_recordings(real.hf_dataset_recordings(dataset, **options))
 
-        return folder_corpus(path, **options)
-
-    @staticmethod
-    def from_hf_dataset(dataset, **options) -> "Corpus":
-        """A Hugging Face `datasets` audio dataset (`real.hf_dataset_corpus`)."""
-        from .real import hf_dataset_corpus
-
-        return hf_dataset_corpus(dataset, **options)
+    @classmethod
+    def from_recordings(cls, recordings: real.Recordings) -> Corpus:
+        pairs = zip(recordings.records, recordings.loaders, strict=True)
+        return cls([Clip.from_record(record, load) for record, load in pairs], recordings.info)
 
     @property
     def hash(self) -> str | None:
@@ -158,7 +157,7 @@ class Corpus:
     def __repr__(self) -> str:
         return f"Corpus({len(self)} clips{f' at {self.root}' if self.root else ''})"
 
-    def select(self, **filters) -> "Corpus":
+    def select(self, **filters) -> Corpus:
         """Clips whose attributes match: each value is a value, a collection of values, or a
         predicate, e.g. select(set="english", engine={"flite", "festival"})."""
         def matches(clip: Clip) -> bool:

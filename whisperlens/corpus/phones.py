@@ -76,6 +76,3 @@ def spread(phones: list[str], start: float, end: float) -> list[Interval]:
     step = (end - start) / len(phones)
     return [(phone, start + i * step, start + (i + 1) * step) for i, phone in enumerate(phones)]
 
-
-def strip_stress(phone: str) -> str:
-    return phone.rstrip("012")

@@ -1,20 +1,26 @@
-"""Real recordings as a Corpus: Asterisk's prompts, a folder of audio files, or a Hugging
-Face `datasets` audio dataset. Audio is decoded on first use with whisperlens.audio."""
+"""Real recordings for a Corpus: Asterisk's prompts, a folder of audio files, or a Hugging
+Face `datasets` audio dataset. Audio is decoded on first use with whisperlens.audio.
+
+Each loader returns `Recordings`: clip records in the shape of a built corpus's manifest and
+a loader per clip, which `Corpus.from_asterisk`, `from_folder` and `from_hf_dataset` turn
+into a Corpus. This module knows nothing of Corpus or Clip, so corpus.py can import it.
+"""
 
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import re
 import tempfile
-import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import WhisperLensError
-from .corpus import Clip, Corpus
 
 ASTERISK_SOUNDS = Path("/usr/share/asterisk/sounds")
 ASTERISK_DOCS = Path("/usr/share/doc")
@@ -22,6 +28,21 @@ ASTERISK_LANGUAGES = ("en", "es", "fr")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".g722", ".aac", ".webm")
 NUMBER_WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()
 SYMBOL_WORDS = {"#": "pound", "*": "star", "&": "and", "%": "percent"}
+
+
+@dataclass
+class Recordings:
+    """Clips before they are a Corpus: records as `Clip.from_record` reads them (id, set,
+    engine, voice, language, text, duration, words, phones, meta), a loader per record, and
+    the corpus's info."""
+
+    info: dict
+    records: list[dict] = field(default_factory=list)
+    loaders: list[Callable[[], np.ndarray]] = field(default_factory=list)
+
+    def add(self, loader: Callable[[], np.ndarray], **record) -> None:
+        self.records.append(record)
+        self.loaders.append(loader)
 
 
 def _load(path: Path):
@@ -45,7 +66,7 @@ def alignment_words(text: str) -> list[str]:
 
 
 def _aligned_labels(audio: np.ndarray, text: str) -> tuple[list, list, bool]:
-    from .align import pocketsphinx_align
+    from .sphinx import pocketsphinx_align
 
     result = pocketsphinx_align(audio, alignment_words(text))
     if result is None:
@@ -84,8 +105,8 @@ def _asterisk_folder(language: str) -> Path:
     return folders[0].resolve()  # es_MX is a link to es_MX_f_Allison: name the speaker
 
 
-def asterisk_corpus(language: str = "en", align: bool | None = None, cache_dir: str | Path | None = None,
-                    prompts: list[str] | None = None) -> Corpus:
+def asterisk_recordings(language: str = "en", align: bool | None = None, cache_dir: str | Path | None = None,
+                        prompts: list[str] | None = None) -> Recordings:
     """Asterisk's recorded prompts with their transcripts. English and Spanish are read by
     one speaker (Allison), French by another; `meta["prompt_id"]` is the name shared across
     languages and `meta["in_all_languages"]` says whether all three have it.
@@ -108,21 +129,20 @@ def asterisk_corpus(language: str = "en", align: bool | None = None, cache_dir: 
         except WhisperLensError:
             shared_ids = set()
     labels = _asterisk_alignments(language, folder, transcripts, cache_dir) if align else {}
-    clips = []
+    recordings = Recordings({"source": "asterisk", "language": language})
     for prompt_id, text in sorted(transcripts.items()):
         audio_path = _prompt_audio(folder, prompt_id)
         if audio_path is None:
             continue
         words, phones, aligned = labels.get(prompt_id, ([], [], False))
-        clips.append(Clip(
+        recordings.add(
+            _load(audio_path),
             id=f"asterisk-{language}-{prompt_id}", set="asterisk", engine="recording", voice=folder.name,
-            language=language, text=text, duration=_duration(audio_path),
-            words=[tuple(w) for w in words], phones=[tuple(p) for p in phones],
+            language=language, text=text, duration=_duration(audio_path), words=words, phones=phones,
             meta={"prompt_id": prompt_id, "in_all_languages": prompt_id in shared_ids,
                   "aligned": aligned, "path": str(audio_path)},
-            _load_audio=_load(audio_path),
-        ))
-    return Corpus(clips, {"source": "asterisk", "language": language})
+        )
+    return recordings
 
 
 def _prompt_audio(folder: Path, prompt_id: str) -> Path | None:
@@ -180,7 +200,7 @@ def _asterisk_alignments(language: str, folder: Path, transcripts: dict[str, str
 
 # ---- A folder of audio files -------------------------------------------------------------
 
-def folder_corpus(path: str | Path, language: str | None = None, align: bool = False) -> Corpus:
+def folder_recordings(path: str | Path, language: str | None = None, align: bool = False) -> Recordings:
     """Every audio file under `path` (recursively), with the text of a same-stem .txt file
     as its transcript when there is one. align=True adds pocketsphinx alignments (English)."""
     root = Path(path).expanduser()
@@ -189,26 +209,26 @@ def folder_corpus(path: str | Path, language: str | None = None, align: bool = F
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
     if not files:
         raise WhisperLensError(f"{root}: no audio files ({', '.join(AUDIO_SUFFIXES)})")
-    clips = []
+    recordings = Recordings({"source": "folder", "path": str(root)})
     for audio_path in files:
         transcript_path = audio_path.with_suffix(".txt")
         text = transcript_path.read_text(encoding="utf-8").strip() if transcript_path.exists() else ""
         load = _load(audio_path)
         words, phones, aligned = _aligned_labels(load(), text) if (align and text) else ([], [], False)
-        clips.append(Clip(
+        recordings.add(
+            load,
             id=str(audio_path.relative_to(root).with_suffix("")), set="folder", engine="recording", voice="",
             language=language, text=text, duration=_duration(audio_path), words=words, phones=phones,
             meta={"path": str(audio_path), "has_transcript": transcript_path.exists(), "aligned": aligned},
-            _load_audio=load,
-        ))
-    return Corpus(clips, {"source": "folder", "path": str(root)})
+        )
+    return recordings
 
 
 # ---- A Hugging Face dataset ------------------------------------------------------------
 
-def hf_dataset_corpus(dataset, split: str | None = None, audio_column: str = "audio",
-                      text_column: str | None = "text", language: str | None = None,
-                      limit: int | None = None) -> Corpus:
+def hf_dataset_recordings(dataset, split: str | None = None, audio_column: str = "audio",
+                          text_column: str | None = "text", language: str | None = None,
+                          limit: int | None = None) -> Recordings:
     """Clips from a `datasets` Dataset (or the name of one, loaded with load_dataset).
 
     The audio column is read undecoded and decoded by whisperlens.audio, so no extra audio
@@ -229,18 +249,19 @@ def hf_dataset_corpus(dataset, split: str | None = None, audio_column: str = "au
         raise WhisperLensError(f"dataset has no column {audio_column!r}; columns: {', '.join(dataset.column_names)}")
     dataset = dataset.cast_column(audio_column, datasets.Audio(decode=False))
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    clips = []
+    recordings = Recordings({"source": "hf_dataset"})
     for index in range(count):
         row = dataset[index]
         load = partial(_decode_row_audio, row[audio_column])
         text = str(row.get(text_column, "") or "") if text_column else ""
         extra = {key: value for key, value in row.items() if key != audio_column and isinstance(value, (str, int, float, bool))}
-        clips.append(Clip(
+        recordings.add(
+            load,
             id=f"hf-{index:06d}", set="hf", engine="recording", voice=str(row.get("speaker_id", "")),
             language=language, text=text, duration=_row_duration(row[audio_column], load), words=[], phones=[],
-            meta=extra, _load_audio=load,
-        ))
-    return Corpus(clips, {"source": "hf_dataset"})
+            meta=extra,
+        )
+    return recordings
 
 
 def _row_duration(value: dict, load) -> float:

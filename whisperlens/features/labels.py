@@ -27,6 +27,7 @@ import numpy as np
 from ..storage import atomic_path
 from .harvest import PHONES
 from .stats import SiteStats, band_lower_edges, band_of
+from .store import labels_path
 
 SELECTIVE_SHARE = 0.5
 TOP3_SHARE = 0.75
@@ -111,7 +112,7 @@ def token_labels(stats: SiteStats, frames, tokenizer) -> list[TokenLabel]:
     firing_rates, max_values = stats.firing_rate(), stats.max_values()
     for f in range(stats.n_features):
         seen, contexts = Counter(), []
-        for clip, position in zip(stats.top_clips[f], stats.top_positions[f]):
+        for clip, position in zip(stats.top_clips[f], stats.top_positions[f], strict=True):
             if clip < 0:
                 continue
             tokens = frames.clip_tokens(int(clip))
@@ -125,12 +126,6 @@ def token_labels(stats: SiteStats, frames, tokenizer) -> list[TokenLabel]:
         labels.append(TokenLabel(f, float(max_values[f]), float(firing_rates[f]), top_token, count / total,
                                  contexts, score=count / total))
     return labels
-
-
-def labels_path(root: Path, site: str) -> Path:
-    from .store import site_filename
-
-    return Path(root) / "labels" / f"{site_filename(site)}.json"
 
 
 def save_labels(root: Path, site: str, labels: list) -> Path:

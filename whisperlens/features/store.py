@@ -1,6 +1,6 @@
 """The feature store on disk: one directory per harvest.
 
-    <root>/manifest.json          model, mode, corpus, configuration, sites, timings
+    <root>/manifest.json          format version, model, mode, corpus, configuration, sites, timings
     <root>/clips.json             clip ids (a clip index in the statistics is a line here)
     <root>/frames.npz             per clip: the phone under each encoder frame, the tokens
     <root>/sites/<site>.npz       a site's finalized SiteStats arrays
@@ -24,9 +24,18 @@ from ..storage import atomic_path
 from .harvest import PHONES, HarvestResult
 from .stats import SiteStats
 
+# Bump when the layout or the meaning of a stored array changes; stores of another version are
+# refused with a request to rebuild rather than read wrongly.
+FORMAT_VERSION = 1
+
 
 def site_filename(site: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", site)
+
+
+def labels_path(root: str | Path, site: str) -> Path:
+    """Where a site's labels live (labels.py writes them; FeatureStore.labels reads them)."""
+    return Path(root) / "labels" / f"{site_filename(site)}.json"
 
 
 class FeatureStore:
@@ -34,14 +43,23 @@ class FeatureStore:
         self.root = Path(root)
         manifest = self.root / "manifest.json"
         if not manifest.exists():
-            raise WhisperLensError(f"{self.root}: no feature store there (no manifest.json); run `whisperlens features build --out {self.root}`")
-        self.manifest = json.loads(manifest.read_text())
+            raise WhisperLensError(
+                f"{self.root}: no feature store there (no manifest.json); run `whisperlens features build --out {self.root}`"
+            )
+        self.manifest = _read_json(manifest)
+        version = self.manifest.get("format_version") if isinstance(self.manifest, dict) else None
+        if version != FORMAT_VERSION:
+            found = "no format version" if version is None else f"format version {version!r}"
+            raise WhisperLensError(
+                f"{self.root}: feature store has {found}, this whisperlens reads version {FORMAT_VERSION}; "
+                f"rebuild it with `whisperlens features build --out {self.root}`"
+            )
         self._site_cache: dict[str, SiteStats] = {}
 
     # ---- writing ---------------------------------------------------------------------------
 
     @staticmethod
-    def save(result: HarvestResult, root: str | Path, corpus_root: str | None, extra: dict | None = None) -> "FeatureStore":
+    def save(result: HarvestResult, root: str | Path, corpus_root: str | None, extra: dict | None = None) -> FeatureStore:
         root = Path(root)
         sites = {}
         for name, stats in result.sites.items():
@@ -61,6 +79,7 @@ class FeatureStore:
             "config": asdict(result.config), "phones": list(PHONES), "sites": sites,
             "harvest_seconds": result.seconds, "harvest_clips_per_second": result.clips_per_second,
             **(extra or {}),
+            "format_version": FORMAT_VERSION,
         }
         with atomic_path(root / "manifest.json") as tmp:
             tmp.write_text(json.dumps(manifest, indent=2, default=str))
@@ -108,12 +127,10 @@ class FeatureStore:
         return _read_json(self.root / "clips.json")
 
     @property
-    def frames(self) -> "FrameTable":
+    def frames(self) -> FrameTable:
         return _frame_table(self.root / "frames.npz")
 
     def labels(self, site: str) -> dict:
-        from .labels import labels_path
-
         path = labels_path(self.root, self.check_site(site))
         if not path.exists():
             raise WhisperLensError(f"{path}: no labels yet; run `whisperlens features build` to completion")

@@ -9,7 +9,6 @@ Parsing it here keeps ctranslate2, a 40 MB native package, out of run-time depen
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 
 import numpy as np
 
@@ -96,9 +95,3 @@ def _decode(raw: bytes, dtype, shape: tuple[int, ...], name: str, source: str) -
     # Integer scalars are spec options (activation, alignment layer, ...); weights become float32.
     return array if np.issubdtype(array.dtype, np.integer) else array.astype(np.float32)
 
-
-def read_ct2_directory(directory: Path) -> tuple[str, dict[str, np.ndarray]]:
-    model_bin = Path(directory) / "model.bin"
-    if not model_bin.exists():
-        raise WhisperLensError(f"{directory}: no model.bin (not a CTranslate2 model directory)")
-    return read_ct2_model(model_bin.read_bytes(), str(model_bin))
