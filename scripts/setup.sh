@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up whisperlens on a fresh Debian machine: system packages, then a .venv at the repo root.
 #   bash scripts/setup.sh          runtime set-up
-#   bash scripts/setup.sh --test   also the test-only dependencies (pytest, faster-whisper)
+#   bash scripts/setup.sh --test   also the test-only dependencies (pytest, ctranslate2, ruff, playwright, chromium)
 # Safe to rerun: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,8 @@ apt_packages=(
   asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav
   asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722 asterisk-core-sounds-fr-g722
 )
+# The tests look at pages the way a person does: Debian's Chromium, driven by Playwright.
+((with_test)) && apt_packages+=(chromium)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -127,7 +127,7 @@ def test_engine_word_boundaries_agree_with_pocketsphinx(english_corpus):
 
 # ---- intelligibility ----------------------------------------------------------------------
 
-# Pooled tiny.en WER measured with `whisperlens corpus wer --per-voice 40` on the default
+# Pooled tiny.en WER measured with `whisperlens wer run --per-voice 40` on the default
 # build (docs/corpus.md): espeak 53%, festival 36%, flite 34%; single voices 16-55%. The
 # bounds allow for the five clips per voice a test can afford.
 ENGINE_WER_BOUNDS = {"flite": 0.55, "festival": 0.6, "espeak": 0.8}
@@ -136,9 +136,11 @@ VOICE_WER_BOUND = 0.9
 
 def test_tiny_en_understands_every_engine_and_voice(english_corpus):
     import whisperlens
-    from whisperlens.corpus.wer import wer_report
+    from whisperlens.corpus.align import sample_per_voice
+    from whisperlens.studies.wer import measure_wer
 
-    report = wer_report(english_corpus, per_voice=5, model=whisperlens.load_model("tiny.en"))
+    clips = [clip for voice in sample_per_voice(english_corpus, 5).values() for clip in voice]
+    report = measure_wer(whisperlens.load_model("tiny.en"), clips)
     assert len(report["per_voice"]) == 9
     for voice, row in report["per_voice"].items():
         assert row["words"] >= 10 and row["wer"] < VOICE_WER_BOUND, (voice, row)

@@ -1,10 +1,9 @@
-"""`whisperlens corpus build|stats|align|wer`."""
+"""`whisperlens corpus build|stats`. The checks on a built corpus are studies: `whisperlens align` and `whisperlens wer`."""
 
 from __future__ import annotations
 
 import json
 
-from ..errors import WhisperLensError
 from .build import DEFAULT_CLIPS, CorpusConfig, build_corpus, default_corpus_dir
 from .sets import SET_NAMES
 
@@ -29,19 +28,6 @@ def register(subparsers) -> None:
     stats.add_argument("--json", action="store_true", help="print JSON")
     stats.set_defaults(run=run_stats)
 
-    align = commands.add_parser("align", help="compare engine word/phone timings with pocketsphinx's forced alignment")
-    align.add_argument("dir", nargs="?", default=None)
-    align.add_argument("--per-voice", type=int, default=40, help="clips per engine voice (default 40)")
-    align.add_argument("--json", action="store_true")
-    align.set_defaults(run=run_align)
-
-    wer = commands.add_parser("wer", help="word error rate of a Whisper model per engine and voice")
-    wer.add_argument("dir", nargs="?", default=None)
-    wer.add_argument("--model", default="tiny.en")
-    wer.add_argument("--per-voice", type=int, default=40, help="clips per engine voice (default 40)")
-    wer.add_argument("--json", action="store_true")
-    wer.set_defaults(run=run_wer)
-
 
 def _open(path):
     from .corpus import Corpus
@@ -64,27 +50,4 @@ def run_stats(args) -> int:
 
     stats = corpus_stats(_open(args.dir))
     print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
-    return 0
-
-
-def _check_per_voice(args) -> None:
-    if args.per_voice <= 0:
-        raise WhisperLensError(f"--per-voice must be positive, got {args.per_voice}")
-
-
-def run_align(args) -> int:
-    from .align import alignment_report, format_alignment_report
-
-    _check_per_voice(args)
-    report = alignment_report(_open(args.dir), per_voice=args.per_voice)
-    print(json.dumps(report, indent=2) if args.json else format_alignment_report(report))
-    return 0
-
-
-def run_wer(args) -> int:
-    from .wer import format_wer_report, wer_report
-
-    _check_per_voice(args)
-    report = wer_report(_open(args.dir), model_name=args.model, per_voice=args.per_voice)
-    print(json.dumps(report, indent=2) if args.json else format_wer_report(report))
     return 0
