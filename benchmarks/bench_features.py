@@ -21,7 +21,6 @@ import argparse
 import heapq
 import time
 
-import numpy as np
 import torch
 
 
@@ -61,6 +60,7 @@ def time_naive(corpus, clips: int, k: int = 32) -> float:
     import whisper.audio
     from whisper.model import ModelDimensions, Whisper
 
+    from whisperlens.audio import encoder_positions
     from whisperlens.models.loading import load_checkpoint
 
     checkpoint = load_checkpoint("tiny.en")
@@ -77,7 +77,7 @@ def time_naive(corpus, clips: int, k: int = 32) -> float:
         mel = whisper.audio.log_mel_spectrogram(whisper.audio.pad_or_trim(torch.as_tensor(audio)))
         with torch.no_grad():
             model.encoder(mel.unsqueeze(0))
-        n = -(-len(audio) // 320)
+        n = encoder_positions(len(audio))
         for layer, activation in captured.items():
             values = activation[0, :n].numpy()
             for neuron, heap in enumerate(heaps[layer]):
@@ -99,11 +99,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
-    from whisperlens.corpus import Corpus
-    from whisperlens.models.loading import load_checkpoint
     from whisper.model import ModelDimensions
 
-    corpus = Corpus.open(args.corpus).select(set="english")
+    from whisperlens.corpus import CorpusSelection
+    from whisperlens.models.loading import load_checkpoint
+
+    corpus = CorpusSelection(path=args.corpus).open()
     dims = ModelDimensions(**load_checkpoint("tiny.en")["dims"])
     print(f"machine: {torch.get_num_threads()} torch threads; corpus {corpus.root} ({len(corpus)} English clips)")
     throughput = {"fp32": matmul_throughput(torch.float32), "bf16": matmul_throughput(torch.bfloat16)}

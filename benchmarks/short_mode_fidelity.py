@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 import whisperlens
-from whisperlens.audio import SAMPLE_RATE, SAMPLES_PER_ENCODER_FRAME, load_audio, log_mel
+from whisperlens.audio import SAMPLE_RATE, encoder_positions, load_audio, log_mel
 
 SENTENCES = [
     "She bought seven apples and three large oranges.",
@@ -44,7 +44,7 @@ def main() -> None:
             path = f"{tmp}/{i}.wav"
             subprocess.run(["flite", "-voice", "kal16", "-t", text, "-o", path], check=True)
             clip = load_audio(path)[: int(args.seconds * SAMPLE_RATE)]
-            n_frames = -(-len(clip) // SAMPLES_PER_ENCODER_FRAME)
+            n_frames = encoder_positions(len(clip))
             with torch.no_grad():
                 _, exact = model.run_with_cache(log_mel(clip), names_filter=names)
                 _, short = model.run_with_cache(log_mel(clip, short=True), names_filter=names, short_audio=True)

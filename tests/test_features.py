@@ -7,18 +7,34 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-from whisperlens.audio import log_mel_batch
 from whisperlens.cli import main
 from whisperlens.corpus import Corpus, CorpusConfig, build_corpus
 from whisperlens.features.bases import NeuronBasis, RandomBasis
 from whisperlens.features.build import label_store
-from whisperlens.features.harvest import PHONE_INDEX, PHONES, HarvestConfig, Harvester, harvest
+from whisperlens.features.harvest import (
+    PHONE_INDEX,
+    PHONES,
+    HarvestConfig,
+    Harvester,
+    harvest,
+)
 from whisperlens.features.labels import phone_labels
-from whisperlens.features.listening import amplified_window, data_uri, frame_centre_sample, spectrogram_figure
-from whisperlens.features.stats import N_BANDS, SiteStats, band_of, bin_lower_edges, frame_priorities
+from whisperlens.features.listening import (
+    amplified_window,
+    data_uri,
+    frame_centre_sample,
+    spectrogram_figure,
+)
+from whisperlens.features.stats import (
+    N_BANDS,
+    SiteStats,
+    band_of,
+    bin_lower_edges,
+    frame_priorities,
+)
 from whisperlens.features.store import FeatureStore, FrameTable
+from whisperlens.stream import ActivationStream
 
 HOOKS = ("encoder.blocks.2.mlp.hook_post", "encoder.blocks.3.hook_resid_post", "decoder.blocks.1.mlp.hook_post")
 
@@ -40,27 +56,20 @@ def harvested(corpus, tiny):
     return harvest(corpus, small_config(), progress=False, model=tiny)
 
 
-def brute_force(corpus, model, config: HarvestConfig, hook: str, basis, tokenizer=None):
-    """Every activation of `basis` at `hook`, batched as the harvest batches (so the float
-    results match bit for bit): (values (n_features, frames), clip of each frame, position)."""
-    from whisperlens.features.harvest import clip_tokens
-
+def brute_force(corpus, model, config: HarvestConfig, hook: str, basis):
+    """Every activation of `basis` at `hook`, clip by clip: (values (n_features, frames), clip
+    of each frame, position). The forward passes are the stream's, batched as the harvest
+    batches (in short mode a clip's activations depend on its batch's longest clip, so only
+    these match bit for bit; tests/test_stream.py checks the stream against clips run alone);
+    everything after them is done here, one clip at a time."""
+    decoder = hook.startswith("decoder.")
+    stream = ActivationStream(model, corpus, [hook], mode="short", batch_size=config.batch_size, teacher_forcing=decoder)
     values, clips, positions = [], [], []
-    for start in range(0, len(corpus), config.batch_size):
-        indices = list(range(start, min(start + config.batch_size, len(corpus))))
-        mel = log_mel_batch([corpus[i].audio for i in indices], short=True)
-        tokens = None
-        if hook.startswith("decoder."):
-            sequences = [clip_tokens(tokenizer, corpus[i].text, 448) for i in indices]
-            tokens = torch.full((len(indices), max(map(len, sequences))), tokenizer.eot)
-            for row, sequence in enumerate(sequences):
-                tokens[row, : len(sequence)] = torch.tensor(sequence)
-        with torch.inference_mode():
-            _, cache = model.run_with_cache(mel, tokens, names_filter=[hook], short_audio=True)
-        for row, i in enumerate(indices):
-            n = len(sequences[row]) if tokens is not None else 100
-            values.append(basis.encode(cache[hook][row, :n].float()).numpy().T)
-            clips += [i] * n
+    for batch in stream:
+        lengths = batch.token_lengths if decoder else batch.lengths
+        for row, (clip, n) in enumerate(zip(batch.clip_indices.tolist(), lengths, strict=True)):
+            values.append(basis.encode(batch[hook][row, :n]).numpy().T)
+            clips += [clip] * n
             positions += list(range(n))
     return np.concatenate(values, axis=1), np.array(clips), np.array(positions)
 
@@ -68,13 +77,11 @@ def brute_force(corpus, model, config: HarvestConfig, hook: str, basis, tokenize
 @pytest.mark.parametrize("site", ["encoder.blocks.2.mlp.hook_post", "random:encoder.blocks.3.hook_resid_post",
                                   "decoder.blocks.1.mlp.hook_post"])
 def test_streamed_statistics_equal_brute_force(corpus, tiny, harvested, site):
-    from whisperlens.models.loading import tokenizer_for
-
     config = small_config()
     hook = site.split(":")[-1]
     d = harvested.sites[site].n_features
     basis = RandomBasis(hook, 384, 64, config.seed) if site.startswith("random:") else NeuronBasis(hook, d)
-    values, clips, positions = brute_force(corpus, tiny, config, hook, basis, tokenizer_for(tiny))
+    values, clips, positions = brute_force(corpus, tiny, config, hook, basis)
     stats = harvested.sites[site]
     assert int(stats.n_frames) == values.shape[1]
     for f in range(0, basis.n_features, max(1, basis.n_features // 40)):
@@ -86,7 +93,8 @@ def test_streamed_statistics_equal_brute_force(corpus, tiny, harvested, site):
             if values[f, best] > 0:
                 per_clip.append((-values[f, best], clip, positions[best]))
         expected = sorted(per_clip)[: config.top_k]
-        got = [(-v, c, p) for v, c, p in zip(stats.top_values[f], stats.top_clips[f], stats.top_positions[f]) if c >= 0]
+        got = [(-v, c, p) for v, c, p in zip(stats.top_values[f], stats.top_clips[f], stats.top_positions[f], strict=True)
+               if c >= 0]
         assert got == expected
         # Histogram: fixed bins, exact counts. Bin 0 is (-inf, 0], the others [edge, next edge).
         edges = bin_lower_edges()
@@ -101,8 +109,8 @@ def test_streamed_statistics_equal_brute_force(corpus, tiny, harvested, site):
             members = np.flatnonzero(bands == band)
             chosen = members[np.argsort(priorities[members])[:5]]
             kept = stats.sample_clips[f, band] >= 0
-            assert list(zip(stats.sample_clips[f, band][kept], stats.sample_positions[f, band][kept])) == \
-                list(zip(clips[chosen], positions[chosen]))
+            assert list(zip(stats.sample_clips[f, band][kept], stats.sample_positions[f, band][kept], strict=True)) == \
+                list(zip(clips[chosen], positions[chosen], strict=True))
 
 
 def test_phone_counts_equal_brute_force(corpus, tiny, harvested):
@@ -181,7 +189,10 @@ def planted_stats(frame_phones: list[list[str]], activations) -> tuple[SiteStats
 def test_phone_labels_on_planted_activations():
     rng = np.random.default_rng(0)
     words = [["sil"] * 3 + list(rng.choice(["S", "M", "AA", "IY", "T"], size=20)) + ["sil"] * 3 for _ in range(40)]
-    is_ = lambda phone: lambda phones, positions: (phones == PHONE_INDEX[phone]).astype(float)
+
+    def is_(phone):
+        return lambda phones, positions: (phones == PHONE_INDEX[phone]).astype(float)
+
     noise = rng.random(sum(map(len, words)))
     activations = [
         lambda phones, positions: 4.0 * is_("S")(phones, positions),  # fires on S only

@@ -7,7 +7,6 @@ does not have; PyAV bundles FFmpeg's libraries, so it decodes the same formats i
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,6 +23,12 @@ N_SAMPLES = 30 * SAMPLE_RATE
 HOP_LENGTH = 160  # 10 ms per mel frame
 SAMPLES_PER_ENCODER_FRAME = 2 * HOP_LENGTH  # the encoder's stride-2 conv: 20 ms per position
 N_ENCODER_FRAMES = N_SAMPLES // SAMPLES_PER_ENCODER_FRAME  # 1500
+
+
+def encoder_positions(n_samples: int) -> int:
+    """How many encoder positions cover a clip of `n_samples` samples: one per 20 ms begun,
+    at least one (an empty clip still gets a position) and at most 1500 (Whisper's 30 s)."""
+    return min(N_ENCODER_FRAMES, max(1, -(-n_samples // SAMPLES_PER_ENCODER_FRAME)))
 
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -69,8 +74,8 @@ def validate_audio(audio: np.ndarray, source: str = "audio") -> np.ndarray:
     return audio
 
 
-def log_mel(audio: "np.ndarray | torch.Tensor", n_mels: int = 80, *, short: bool = False,
-            device: "str | torch.device | None" = None) -> "torch.Tensor":
+def log_mel(audio: np.ndarray | torch.Tensor, n_mels: int = 80, *, short: bool = False,
+            device: str | torch.device | None = None) -> torch.Tensor:
     """Whisper's log-mel spectrogram of one clip of at most 30 s.
 
     Exact mode (default) pads to 30 s: 3000 mel frames, the encoder's native 1500 positions.
@@ -89,13 +94,12 @@ def log_mel(audio: "np.ndarray | torch.Tensor", n_mels: int = 80, *, short: bool
         whisper.audio.pad_or_trim(audio, N_SAMPLES), n_mels, device=device
     )[:, : 2 * N_ENCODER_FRAMES]
     if short:
-        n_positions = max(1, -(-n_samples // SAMPLES_PER_ENCODER_FRAME))
-        mel = mel[:, : 2 * n_positions]
+        mel = mel[:, : 2 * encoder_positions(n_samples)]
     return mel
 
 
 def log_mel_batch(clips: list[np.ndarray], n_mels: int = 80, *, short: bool = False,
-                  device: "str | torch.device | None" = None) -> "torch.Tensor":
+                  device: str | torch.device | None = None) -> torch.Tensor:
     """Log-mels of several clips at once, each equal to `log_mel(clip, short=short)`.
 
     Written out rather than calling `whisper.audio.log_mel_spectrogram` per clip: that function
@@ -111,7 +115,7 @@ def log_mel_batch(clips: list[np.ndarray], n_mels: int = 80, *, short: bool = Fa
     longest = max(len(clip) for clip in clips)
     if longest > N_SAMPLES:
         raise WhisperLensError(f"clip is {longest / SAMPLE_RATE:.1f} s long; log_mel takes at most 30 s")
-    n_positions = max(1, -(-longest // SAMPLES_PER_ENCODER_FRAME)) if short else N_ENCODER_FRAMES
+    n_positions = encoder_positions(longest) if short else N_ENCODER_FRAMES
     n_samples = min(n_positions * SAMPLES_PER_ENCODER_FRAME + whisper.audio.N_FFT + HOP_LENGTH, N_SAMPLES)
     audio = torch.zeros(len(clips), n_samples, device=device)
     for row, clip in enumerate(clips):

@@ -12,6 +12,7 @@ non-speech, and loaders for real recordings.
 from .build import CorpusConfig, build_corpus, default_corpus_dir
 from .corpus import Clip, Corpus
 from .phones import ARPABET
+from .selection import CorpusSelection
 from .sets import SET_NAMES
 
-__all__ = ["ARPABET", "SET_NAMES", "Clip", "Corpus", "CorpusConfig", "build_corpus", "default_corpus_dir"]
+__all__ = ["ARPABET", "SET_NAMES", "Clip", "Corpus", "CorpusConfig", "CorpusSelection", "build_corpus", "default_corpus_dir"]

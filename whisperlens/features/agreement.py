@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..corpus.selection import CorpusSelection
 from ..storage import atomic_path
 from .harvest import HarvestConfig, Harvester, model_for_mode
 from .labels import phone_labels
@@ -86,10 +87,7 @@ def compare_sites(mode: str, site: str, exact, fast, frames: FrameTable) -> Site
 
 
 def measure_agreement(config: AgreementConfig, progress: bool = True) -> AgreementResult:
-    from .build import FeatureBuildConfig, open_corpus
-
-    corpus = open_corpus(FeatureBuildConfig(corpus=config.corpus, corpus_set=config.corpus_set, clips=config.clips,
-                                            out=config.out))
+    corpus = CorpusSelection(path=config.corpus, sets=config.corpus_set or (), clips=config.clips).open()
     results, rates = {}, {}
     for mode in ("exact",) + tuple(m for m in config.modes if m != "exact"):
         harvest_config = HarvestConfig(model=config.model, hooks=config.hooks, bases=("neurons",), mode=mode,

@@ -8,10 +8,24 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..corpus.selection import CorpusSelection, corpus_key
 from ..errors import WhisperLensError
 from ..storage import atomic_path
-from .harvest import DEFAULT_HOOKS, HarvestConfig, Harvester, collect_activations, model_for_mode, resolve_hooks
-from .labels import SiteSummary, phone_labels, save_labels, summarize, summary_table, token_labels
+from .harvest import (
+    HarvestConfig,
+    Harvester,
+    collect_activations,
+    model_for_mode,
+    resolve_hooks,
+)
+from .labels import (
+    SiteSummary,
+    phone_labels,
+    save_labels,
+    summarize,
+    summary_table,
+    token_labels,
+)
 from .store import FeatureStore, site_filename
 
 DEFAULT_SAE_LAYERS = (2, 3)
@@ -36,6 +50,9 @@ class FeatureBuildConfig:
             self.out = Path("runs") / "features" / self.harvest.model / self.harvest.mode
         self.out = Path(self.out)
 
+    def selection(self) -> CorpusSelection:
+        return CorpusSelection(path=self.corpus, sets=self.corpus_set or (), clips=self.clips)
+
 
 @dataclass
 class FeatureBuildResult:
@@ -56,23 +73,8 @@ class FeatureBuildResult:
             tmp.write_text(self.summary_markdown() + "\n")
 
 
-def open_corpus(config: FeatureBuildConfig):
-    from ..corpus import Corpus
-
-    corpus = Corpus.open(config.corpus)
-    if config.corpus_set:
-        corpus = corpus.select(set=config.corpus_set)
-        if len(corpus) == 0:
-            raise WhisperLensError(f"{corpus.root}: no clips in set {config.corpus_set!r}")
-    if config.clips is not None:
-        if config.clips < 1:
-            raise WhisperLensError(f"--clips must be positive, got {config.clips}")
-        corpus = corpus[: config.clips]
-    return corpus
-
-
 def build_features(config: FeatureBuildConfig, progress: bool = True) -> FeatureBuildResult:
-    corpus = open_corpus(config)
+    corpus = config.selection().open()
     harvest_config = config.harvest
     harvest_config.validate()
     seconds: dict[str, float] = {}
@@ -152,7 +154,7 @@ def ensure_saes(corpus, model, config: FeatureBuildConfig, progress: bool) -> tu
     paths, metrics, missing = {}, {}, []
     for hook in hooks:
         path = sae_dir(config.out, hook)
-        if (path / "cfg.json").exists() and sae_metadata(path).get("corpus_key") == _corpus_key(corpus, config):
+        if (path / "cfg.json").exists() and sae_metadata(path).get("corpus_key") == _sae_training_key(corpus, config):
             paths[hook], metrics[hook] = str(path), _metrics_of(sae_metadata(path))
         else:
             missing.append(hook)
@@ -163,7 +165,7 @@ def ensure_saes(corpus, model, config: FeatureBuildConfig, progress: bool) -> tu
             training = SAETrainingConfig(hook=hook, model_name=config.harvest.model, architecture=config.sae_architecture,
                                          training_vectors=config.sae_training_vectors, seed=config.harvest.seed)
             result = train_sae(vectors[hook], training)
-            result.metrics["corpus_key"] = _corpus_key(corpus, config)
+            result.metrics["corpus_key"] = _sae_training_key(corpus, config)
             result.metrics["mode"] = config.harvest.mode
             path = result.save(sae_dir(config.out, hook))
             paths[hook], metrics[hook] = str(path), _metrics_of(result.metrics)
@@ -176,21 +178,18 @@ def _metrics_of(metadata: dict) -> dict:
     return {key: metadata[key] for key in keys if key in metadata}
 
 
-def _corpus_key(corpus, config: FeatureBuildConfig) -> str:
+def _sae_training_key(corpus, config: FeatureBuildConfig) -> str:
+    """What a trained SAE must match to be reused: its clips and its training settings."""
     import hashlib
 
-    ids = "\n".join(corpus[i].id for i in range(len(corpus)))
     settings = f"{config.harvest.mode}|{config.sae_architecture}|{config.sae_max_vectors}|{config.sae_training_vectors}|{config.harvest.seed}"
-    return hashlib.sha256((ids + settings).encode()).hexdigest()[:16]
+    return hashlib.sha256((corpus_key(corpus) + settings).encode()).hexdigest()[:16]
 
 
 def open_corpus_of_store(store: FeatureStore):
     """The corpus a store was built from, in the same clip order (clip indices refer to it)."""
-    from ..corpus import Corpus
-
-    corpus = Corpus.open(store.manifest.get("corpus"))
-    if store.manifest.get("corpus_set"):
-        corpus = corpus.select(set=store.manifest["corpus_set"])
+    manifest = store.manifest
+    corpus = CorpusSelection(path=manifest.get("corpus"), sets=manifest.get("corpus_set") or ()).open()
     ids = store.clip_ids
     if corpus.ids()[: len(ids)] != ids:
         raise WhisperLensError(f"{corpus.root}: its clips no longer match the store {store.root}; rebuild the store")

@@ -8,15 +8,16 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
 
 import numpy as np
 import torch
 
-from ..audio import log_mel_batch
 from ..corpus.phones import ARPABET
+from ..corpus.selection import corpus_key
 from ..errors import WhisperLensError
 from ..storage import atomic_path
+from ..stream import ActivationBatch, ActivationStream, CorpusLike, is_decoder_hook
+from ..stream import resolve_hooks as resolve_hook_patterns
 from .bases import BASIS_KINDS, Basis, NeuronBasis, RandomBasis, SAEBasis, basis_name
 from .stats import SiteStats, frame_priorities
 
@@ -24,23 +25,6 @@ MODES = ("exact", "short", "short-bf16")
 DEFAULT_HOOKS = ("encoder.blocks.*.mlp.hook_post", "encoder.blocks.*.hook_resid_post", "decoder.blocks.*.mlp.hook_post")
 PHONES = tuple(ARPABET) + ("sil",)  # ARPAbet as the corpus speaks it, then "sil" for frames under no phone
 PHONE_INDEX = {phone: i for i, phone in enumerate(PHONES)}
-CHECKPOINT_NAME = "harvest-checkpoint.npz"
-
-
-class ClipLike(Protocol):
-    id: str
-    text: str
-
-    @property
-    def audio(self) -> np.ndarray: ...
-
-    def frame_phones(self, n_frames: int) -> list[str | None]: ...
-
-
-class CorpusLike(Protocol):
-    def __len__(self) -> int: ...
-
-    def __getitem__(self, index: int) -> ClipLike: ...
 
 
 @dataclass
@@ -88,7 +72,7 @@ class Site:
 
     @property
     def is_decoder(self) -> bool:
-        return self.hook.startswith("decoder.")
+        return is_decoder_hook(self.hook)
 
 
 @dataclass
@@ -103,14 +87,7 @@ class HarvestResult:
 
 
 def resolve_hooks(model, config: HarvestConfig) -> list[str]:
-    from ..hooked import resolve_alias
-
-    names: list[str] = []
-    for pattern in config.hooks:
-        matched = model.hook_names(resolve_alias(pattern))
-        if not matched:
-            raise WhisperLensError(f"unknown hook {pattern!r}: no hook point of {config.model} matches it (e.g. encoder.blocks.2.mlp.hook_post)")
-        names.extend(name for name in matched if name not in names)
+    names = resolve_hook_patterns(model, config.hooks)
     if config.layers is not None:
         n_layers = model.dims.n_audio_layer
         bad = [layer for layer in config.layers if not 0 <= layer < n_layers]
@@ -127,7 +104,7 @@ def build_sites(model, config: HarvestConfig, hooks: list[str]) -> list[Site]:
     sites: list[Site] = []
     for hook in hooks:
         d = _hook_width(model, hook)
-        phones = 0 if hook.startswith("decoder.") else n_phones
+        phones = 0 if is_decoder_hook(hook) else n_phones
         for kind in config.bases:
             if kind == "neurons":
                 basis: Basis = NeuronBasis(hook, d)
@@ -143,7 +120,7 @@ def build_sites(model, config: HarvestConfig, hooks: list[str]) -> list[Site]:
 
 def _hook_width(model, hook: str) -> int:
     dims = model.dims
-    d = dims.n_audio_state if hook.startswith("encoder.") else dims.n_text_state
+    d = dims.n_text_state if is_decoder_hook(hook) else dims.n_audio_state
     return 4 * d if hook.endswith("mlp.hook_post") or hook.endswith("mlp.hook_pre") else d
 
 
@@ -154,10 +131,9 @@ def model_for_mode(name: str, mode: str, device: str):
     return load_model(name, device=device, dtype=dtype)
 
 
-def clip_tokens(tokenizer, text: str, max_tokens: int) -> list[int]:
-    """The teacher-forced transcript: the start-of-transcript sequence, the text, end-of-text."""
-    tokens = list(tokenizer.sot_sequence_including_notimestamps) + tokenizer.encode(" " + text.strip()) + [tokenizer.eot]
-    return tokens[:max_tokens]
+def stream_mode(mode: str) -> str:
+    """The activation stream's mode for a harvest mode: short-bf16 is short mode on a bf16 model."""
+    return "exact" if mode == "exact" else "short"
 
 
 class Harvester:
@@ -169,12 +145,6 @@ class Harvester:
         self.model = model if model is not None else model_for_mode(config.model, config.mode, config.device)
         self.hooks = resolve_hooks(self.model, config)
         self.sites = build_sites(self.model, config, self.hooks)
-        self.short = config.mode != "exact"
-        self.decoder_hooks = [h for h in self.hooks if h.startswith("decoder.")]
-        if self.decoder_hooks:
-            from ..models.loading import tokenizer_for
-
-            self.tokenizer = tokenizer_for(self.model)
         self.clips_done = 0
         self._corpus_key: str | None = None
         self.clip_phones: list[np.ndarray] = []  # per clip: phone index of each encoder frame
@@ -200,8 +170,7 @@ class Harvester:
 
     def corpus_key(self) -> str:
         if self._corpus_key is None:
-            ids = "\n".join(self.corpus[i].id for i in range(len(self.corpus)))
-            self._corpus_key = hashlib.sha256(ids.encode()).hexdigest()[:16]
+            self._corpus_key = corpus_key(self.corpus)
         return self._corpus_key
 
     def save_checkpoint(self, path: Path) -> None:
@@ -228,10 +197,15 @@ class Harvester:
 
     # ---- the pass ----------------------------------------------------------------------------
 
+    def stream(self, progress: bool = False) -> ActivationStream:
+        """The activations the sites read, from the first clip not yet done."""
+        return ActivationStream(self.model, self.corpus, self.hooks, mode=stream_mode(self.config.mode),
+                                batch_size=self.config.batch_size, device="cpu",
+                                teacher_forcing=any(is_decoder_hook(hook) for hook in self.hooks),
+                                start=self.clips_done, progress=progress and "harvest")
+
     def run(self, checkpoint: Path | None = None, progress: bool = True) -> HarvestResult:
         import time
-
-        from tqdm import tqdm
 
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
@@ -240,16 +214,13 @@ class Harvester:
         total = len(self.corpus)
         start_time, start_clips = time.perf_counter(), self.clips_done
         batches_since_checkpoint = 0
-        with tqdm(total=total, initial=self.clips_done, unit="clip", desc="harvest", disable=not progress) as bar:
-            while self.clips_done < total:
-                end = min(self.clips_done + self.config.batch_size, total)
-                self.process_batch(range(self.clips_done, end))
-                bar.update(end - self.clips_done)
-                self.clips_done = end
-                batches_since_checkpoint += 1
-                if checkpoint is not None and batches_since_checkpoint >= self.config.checkpoint_every and end < total:
-                    self.save_checkpoint(checkpoint)
-                    batches_since_checkpoint = 0
+        for batch in self.stream(progress):
+            self.process_batch(batch)
+            self.clips_done += len(batch)
+            batches_since_checkpoint += 1
+            if checkpoint is not None and batches_since_checkpoint >= self.config.checkpoint_every and self.clips_done < total:
+                self.save_checkpoint(checkpoint)
+                batches_since_checkpoint = 0
         seconds = time.perf_counter() - start_time
         if checkpoint is not None:
             self.save_checkpoint(checkpoint)
@@ -263,78 +234,31 @@ class Harvester:
         )
 
     @torch.inference_mode()
-    def process_batch(self, indices: Sequence[int]) -> None:
-        clips = [self.corpus[i] for i in indices]
-        audio = [np.asarray(clip.audio, dtype=np.float32) for clip in clips]
-        from ..audio import N_ENCODER_FRAMES, SAMPLES_PER_ENCODER_FRAME
-
-        lengths = [min(N_ENCODER_FRAMES, max(1, -(-len(a) // SAMPLES_PER_ENCODER_FRAME))) for a in audio]
-        mel = log_mel_batch(audio, short=self.short)
-        tokens, token_lengths, sequences = None, [], [[] for _ in clips]
-        if self.decoder_hooks:
-            sequences = [clip_tokens(self.tokenizer, clip.text, self.model.dims.n_text_ctx) for clip in clips]
-            token_lengths = [len(s) for s in sequences]
-            width = max(token_lengths)
-            tokens = torch.full((len(clips), width), self.tokenizer.eot, dtype=torch.long)
-            for row, sequence in enumerate(sequences):
-                tokens[row, : len(sequence)] = torch.tensor(sequence)
-        captured: dict[str, torch.Tensor] = {}
-        longest = max(lengths)
-
-        def capture(activation: torch.Tensor, hook) -> None:
-            # Keep only positions that some clip covers: in exact mode 1400 of 1500 are padding.
-            keep = activation[:, :longest] if hook.name.startswith("encoder.") else activation
-            captured[hook.name] = keep.float()  # a no-op in float32; nothing writes to it in place
-            if len(captured) == len(self.hooks):
-                raise _AllCaptured  # skip the rest, e.g. the decoder's 51k-way logits
-
-        try:
-            with self.model.hooks(fwd=[(self.hooks, capture)]):
-                self.model.run(mel, tokens, short_audio=self.short)
-        except _AllCaptured:
-            pass
-        clip_indices = np.asarray(indices, dtype=np.int64)
-        encoder_rows = _rows(lengths, self.config.seed, clip_indices,
-                             [clip.frame_phones(n) for clip, n in zip(clips, lengths)])
-        decoder_rows = _rows(token_lengths, self.config.seed, clip_indices, None) if tokens is not None else None
-        self.clip_phones.extend(np.split(encoder_rows.phones, encoder_rows.offsets[1:-1]))
-        self.clip_tokens.extend(np.asarray(sequence, np.int32) for sequence in sequences)
+    def process_batch(self, batch: ActivationBatch) -> None:
+        """Fold one batch of the stream into every site's statistics and the frame tables."""
+        clip_phones = [np.array([_phone_index(phone) for phone in labels], dtype=np.int16) for labels in batch.frame_phones]
+        phones = np.concatenate(clip_phones)
+        self.clip_phones.extend(clip_phones)
+        self.clip_tokens.extend(_clip_token_arrays(batch))
+        priorities: dict[bool, np.ndarray] = {}  # the same for every encoder site, and every decoder site
         for site in self.sites:
-            rows = decoder_rows if site.is_decoder else encoder_rows
-            n_valid = token_lengths if site.is_decoder else lengths
-            activations = _valid_frames(captured[site.hook], n_valid)
-            values = site.basis.encode(activations).contiguous().numpy()
-            site.stats.update(values, rows.offsets, clip_indices, rows.positions, rows.phones, rows.priorities)
+            rows = batch.rows(site.hook)
+            if site.is_decoder not in priorities:
+                priorities[site.is_decoder] = frame_priorities(self.config.seed, rows.clips, rows.positions)
+            values = site.basis.encode(batch.valid(site.hook)).contiguous().numpy()
+            site.stats.update(values, rows.offsets, batch.clip_indices, rows.positions,
+                              None if site.is_decoder else phones, priorities[site.is_decoder])
 
 
-class _AllCaptured(Exception):
-    """Raised from a hook to end the forward pass once every wanted activation is in hand."""
+def _phone_index(phone: str | None) -> int:
+    return PHONE_INDEX.get(phone, PHONE_INDEX["sil"]) if phone is not None else PHONE_INDEX["sil"]
 
 
-@dataclass
-class _Rows:
-    offsets: np.ndarray
-    positions: np.ndarray
-    phones: np.ndarray | None
-    priorities: np.ndarray
-
-
-def _rows(lengths: list[int], seed: int, clip_indices: np.ndarray, frame_phones: list[list] | None) -> _Rows:
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    positions = np.concatenate([np.arange(n) for n in lengths]).astype(np.int32)
-    clips = np.repeat(clip_indices, lengths)
-    phones = None
-    if frame_phones is not None:
-        phones = np.array([PHONE_INDEX.get(p, PHONE_INDEX["sil"]) if p is not None else PHONE_INDEX["sil"]
-                           for labels in frame_phones for p in labels], dtype=np.int16)
-    return _Rows(offsets, positions, phones, frame_priorities(seed, clips, positions))
-
-
-def _valid_frames(activation: torch.Tensor, lengths: list[int]) -> torch.Tensor:
-    """(batch, positions, d) -> (frames, d): each clip's covered positions, padding dropped."""
-    if all(n == activation.shape[1] for n in lengths):
-        return activation.reshape(-1, activation.shape[-1])
-    return torch.cat([activation[i, :n] for i, n in enumerate(lengths)])
+def _clip_token_arrays(batch: ActivationBatch) -> list[np.ndarray]:
+    """Each clip's teacher-forced tokens, or no tokens when the decoder did not run."""
+    if batch.tokens is None:
+        return [np.zeros(0, np.int32) for _ in range(len(batch))]
+    return [batch.tokens[row, :n].numpy().astype(np.int32) for row, n in enumerate(batch.token_lengths)]
 
 
 def harvest(corpus: CorpusLike, config: HarvestConfig, checkpoint: Path | None = None, progress: bool = True,
@@ -350,38 +274,19 @@ def collect_activations(corpus: CorpusLike, model, hooks: list[str], mode: str, 
                         batch_size: int = 32, progress: bool = True) -> dict[str, torch.Tensor]:
     """Activation vectors (frames, d) at `hooks` over the corpus's covered frames, for SAE
     training. Beyond `max_vectors` frames, a seeded hash keeps each frame with equal chance."""
-    from tqdm import tqdm
-
-    from ..audio import N_ENCODER_FRAMES, SAMPLES_PER_ENCODER_FRAME
-
-    short = mode != "exact"
-    n_clips = len(corpus)
     keep_fraction = None
     gathered: dict[str, list[torch.Tensor]] = {hook: [] for hook in hooks}
-    for start in tqdm(range(0, n_clips, batch_size), desc="activations", unit="batch", disable=not progress):
-        indices = np.arange(start, min(start + batch_size, n_clips))
-        audio = [np.asarray(corpus[i].audio, dtype=np.float32) for i in indices]
-        lengths = [min(N_ENCODER_FRAMES, max(1, -(-len(a) // SAMPLES_PER_ENCODER_FRAME))) for a in audio]
+    stream = ActivationStream(model, corpus, hooks, mode=stream_mode(mode), batch_size=batch_size, device="cpu",
+                              progress=progress and "activations")
+    for batch in stream:
         if keep_fraction is None:  # estimated from the first batch's clip lengths
-            expected = int(np.mean(lengths) * n_clips)
+            expected = int(np.mean(batch.lengths) * len(corpus))
             keep_fraction = min(1.0, max_vectors / max(expected, 1))
-        captured: dict[str, torch.Tensor] = {}
-
-        def capture(activation: torch.Tensor, hook) -> None:
-            captured[hook.name] = activation[:, : max(lengths)].float()
-            if len(captured) == len(hooks):
-                raise _AllCaptured
-
-        try:
-            with model.hooks(fwd=[(hooks, capture)]):
-                model.run(log_mel_batch(audio, short=short), short_audio=short)
-        except _AllCaptured:
-            pass
-        rows = _rows(lengths, seed, indices.astype(np.int64), None)
-        if keep_fraction >= 1:
-            keep = torch.ones(len(rows.priorities), dtype=torch.bool)
-        else:
-            keep = torch.from_numpy(rows.priorities < np.uint64(int(keep_fraction * 2.0**64)))
         for hook in hooks:
-            gathered[hook].append(_valid_frames(captured[hook], lengths)[keep])
+            vectors = batch.valid(hook)
+            if keep_fraction < 1:
+                rows = batch.rows(hook)
+                kept = frame_priorities(seed, rows.clips, rows.positions) < np.uint64(int(keep_fraction * 2.0**64))
+                vectors = vectors[torch.from_numpy(kept)]
+            gathered[hook].append(vectors)
     return {hook: torch.cat(parts)[:max_vectors] for hook, parts in gathered.items()}

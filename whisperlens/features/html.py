@@ -14,11 +14,17 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..audio import log_mel_batch
-from .harvest import PHONES, model_for_mode
-from .listening import ListeningConfig, amplified_window, spectrogram_figure, window, write_audio
+from ..stream import ActivationStream
+from .harvest import PHONES, model_for_mode, stream_mode
+from .listening import (
+    DEFAULT_LISTENING,
+    ListeningConfig,
+    amplified_window,
+    spectrogram_figure,
+    window,
+    write_audio,
+)
 from .store import FeatureStore, basis_for_site, site_filename
 
 EXAMPLES_SHOWN = 5
@@ -51,7 +57,7 @@ function play(clip, pos, amplified) {
 
 
 def export_html(store: FeatureStore, corpus, top: int = 24, sites: list[str] | None = None, progress: bool = True,
-                config: ListeningConfig = ListeningConfig(), render_every_site: bool = False) -> Path:
+                config: ListeningConfig = DEFAULT_LISTENING, render_every_site: bool = False) -> Path:
     """Write `<store>/html/index.html` and one page per site; return the index's path.
 
     Pre-rendered audio and spectrograms go to the `top` features of MLP-neuron and SAE pages
@@ -117,22 +123,16 @@ def _summary_cell(summary: dict | None) -> str:
     return f"{summary['selective']}/{summary['n_features']} ({summary['selective_share']:.1%})"
 
 
-@torch.inference_mode()
 def activation_traces(store: FeatureStore, site: str, clips: list[int], corpus, model) -> dict[int, np.ndarray]:
     """Every feature's activation over each clip's frames: {clip: (n_features, frames)}."""
-    from ..audio import SAMPLES_PER_ENCODER_FRAME
-
     basis = basis_for_site(store, site)
     hook = store.site_info(site)["hook"]
-    short = store.manifest["mode"] != "exact"
+    stream = ActivationStream(model, corpus, [hook], mode=stream_mode(store.manifest["mode"]), batch_size=16,
+                              device="cpu", indices=clips)
     traces = {}
-    for start in range(0, len(clips), 16):
-        batch = clips[start: start + 16]
-        audio = [np.asarray(corpus[c].audio, np.float32) for c in batch]
-        _, cache = model.run_with_cache(log_mel_batch(audio, short=short), names_filter=[hook], short_audio=short)
-        activations = cache[hook].float()
-        for row, (clip, samples) in enumerate(zip(batch, audio)):
-            n = -(-len(samples) // SAMPLES_PER_ENCODER_FRAME)
+    for batch in stream:
+        activations = batch[hook]
+        for row, (clip, n) in enumerate(zip(batch.clip_indices.tolist(), batch.lengths, strict=True)):
             traces[clip] = basis.encode(activations[row, :n]).numpy().T
     return traces
 

@@ -29,11 +29,14 @@ class ListeningConfig:
     audio_format: str = "mp3"  # mp3 plays in every browser and is a tenth of the size of wav
 
 
+DEFAULT_LISTENING = ListeningConfig()
+
+
 def frame_centre_sample(position: int) -> int:
     return int((position + 0.5) * SAMPLES_PER_ENCODER_FRAME)
 
 
-def window(audio: np.ndarray, position: int, config: ListeningConfig = ListeningConfig()) -> tuple[np.ndarray, int]:
+def window(audio: np.ndarray, position: int, config: ListeningConfig = DEFAULT_LISTENING) -> tuple[np.ndarray, int]:
     """The plain audio around `position` and the sample where the window starts."""
     centre = frame_centre_sample(position)
     half = int(config.half_window * SAMPLE_RATE)
@@ -41,13 +44,13 @@ def window(audio: np.ndarray, position: int, config: ListeningConfig = Listening
     return np.asarray(audio[start:end], dtype=np.float32), start
 
 
-def gain_envelope(n_samples: int, centre: int, config: ListeningConfig = ListeningConfig()) -> np.ndarray:
+def gain_envelope(n_samples: int, centre: int, config: ListeningConfig = DEFAULT_LISTENING) -> np.ndarray:
     t = (np.arange(n_samples) - centre) / SAMPLE_RATE
     bump = np.exp(-0.5 * (t / config.bump_seconds) ** 2)
     return (config.floor_gain + (1 - config.floor_gain) * bump).astype(np.float32)
 
 
-def amplified_window(audio: np.ndarray, position: int, config: ListeningConfig = ListeningConfig()) -> np.ndarray:
+def amplified_window(audio: np.ndarray, position: int, config: ListeningConfig = DEFAULT_LISTENING) -> np.ndarray:
     plain, start = window(audio, position, config)
     louder = plain * gain_envelope(len(plain), frame_centre_sample(position) - start, config)
     peak = np.abs(louder).max(initial=0.0)
@@ -74,7 +77,7 @@ def data_uri(samples: np.ndarray, audio_format: str = "mp3") -> str:
     return f"data:{mime};base64," + base64.b64encode(encode_audio(samples, audio_format)).decode()
 
 
-def spectrogram_figure(examples: list[dict], title: str, path: Path, config: ListeningConfig = ListeningConfig()) -> Path:
+def spectrogram_figure(examples: list[dict], title: str, path: Path, config: ListeningConfig = DEFAULT_LISTENING) -> Path:
     """One panel per example: the window's log-mel spectrogram, the feature's activation over
     it (white line, right axis) and the example's frame (dashed).
 
@@ -89,7 +92,7 @@ def spectrogram_figure(examples: list[dict], title: str, path: Path, config: Lis
     import whisper.audio
 
     fig, axes = plt.subplots(1, len(examples), figsize=(2.6 * len(examples), 2.3), squeeze=False)
-    for ax, example in zip(axes[0], examples):
+    for ax, example in zip(axes[0], examples, strict=True):
         plain, start = window(example["audio"], example["position"], config)
         mel = whisper.audio.log_mel_spectrogram(torch.as_tensor(plain)).numpy()
         seconds = len(plain) / SAMPLE_RATE
