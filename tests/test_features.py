@@ -10,6 +10,7 @@ import pytest
 
 from whisperlens.cli import main
 from whisperlens.corpus import Corpus, CorpusConfig, build_corpus
+from whisperlens.corpus.selection import CorpusSelection
 from whisperlens.features.bases import NeuronBasis, RandomBasis
 from whisperlens.features.build import label_store
 from whisperlens.features.harvest import (
@@ -229,20 +230,20 @@ def test_listening_window_is_loudest_at_the_frame(tmp_path):
 @pytest.fixture(scope="session")
 def store(harvested, corpus, tiny, tmp_path_factory):
     root = tmp_path_factory.mktemp("store")
-    saved = FeatureStore.save(harvested, root, str(corpus.root), extra={"corpus_set": None})
+    saved = FeatureStore.save(harvested, root, str(corpus.root), extra={"corpus_selection": CorpusSelection(path=str(corpus.root), sets=()).to_dict()})
     label_store(saved, tiny)
     return saved
 
 
 def test_store_show_and_export(store, corpus, capsys):
-    assert main(["features", "show", "encoder.blocks.2.mlp.1:17", "--store", str(store.root)]) == 0
+    assert main(["features", "describe", "encoder.blocks.2.mlp.1:17", "--store", str(store.root)]) == 0
     shown = capsys.readouterr().out
     assert "encoder.blocks.2.mlp.hook_post:17" in shown and "top phone" in shown
     decoder = store.stats("decoder.blocks.1.mlp.hook_post")
     live, dead = np.flatnonzero(decoder.top_clips[:, 0] >= 0), np.flatnonzero(decoder.top_clips[:, 0] < 0)
-    assert main(["features", "show", f"decoder.blocks.1.mlp.hook_post:{live[0]}", "--store", str(store.root)]) == 0
+    assert main(["features", "describe", f"decoder.blocks.1.mlp.hook_post:{live[0]}", "--store", str(store.root)]) == 0
     assert "top token" in capsys.readouterr().out
-    assert main(["features", "show", f"decoder.blocks.1.mlp.hook_post:{dead[0]}", "--store", str(store.root)]) == 0
+    assert main(["features", "describe", f"decoder.blocks.1.mlp.hook_post:{dead[0]}", "--store", str(store.root)]) == 0
     assert "dead feature" in capsys.readouterr().out
     from whisperlens.features.html import export_html
 
@@ -259,18 +260,18 @@ def test_store_show_and_export(store, corpus, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["features", "build", "--corpus", "/nonexistent/corpus"], "no corpus there"),
-    (["features", "build", "--corpus", "CORPUS", "--layers", "7", "--no-progress"], "unknown layer 7"),
-    (["features", "build", "--corpus", "CORPUS", "--hooks", "encoder.blocks.2.mlp.nothing", "--no-progress"], "unknown hook"),
-    (["features", "build", "--corpus", "CORPUS", "--mode", "fast", "--no-progress"], "--mode must be one of"),
-    (["features", "show", "encoder.blocks.2.mlp.hook_post:99999", "--store", "STORE"], "unknown feature id"),
-    (["features", "show", "encoder.blocks.9.mlp.hook_post:1", "--store", "STORE"], "unknown site"),
-    (["features", "show", "nonsense", "--store", "STORE"], "unknown feature id"),
-    (["features", "show", "x:1", "--store", "/nonexistent/store"], "no feature store there"),
+    (["features", "run", "--corpus", "/nonexistent/corpus"], "no corpus there"),
+    (["features", "run", "--corpus", "CORPUS", "--layers", "7", "--no-progress"], "unknown layer 7"),
+    (["features", "run", "--corpus", "CORPUS", "--hooks", "encoder.blocks.2.mlp.nothing", "--no-progress"], "unknown hook"),
+    (["features", "run", "--corpus", "CORPUS", "--mode", "fast", "--no-progress"], "--mode must be one of"),
+    (["features", "describe", "encoder.blocks.2.mlp.hook_post:99999", "--store", "STORE"], "unknown feature id"),
+    (["features", "describe", "encoder.blocks.9.mlp.hook_post:1", "--store", "STORE"], "unknown site"),
+    (["features", "describe", "nonsense", "--store", "STORE"], "unknown feature id"),
+    (["features", "describe", "x:1", "--store", "/nonexistent/store"], "no feature store there"),
 ])
 def test_cli_errors_are_one_line(argv, message, corpus, store, tmp_path, capsys):
     argv = [str(corpus.root) if a == "CORPUS" else str(store.root) if a == "STORE" else a for a in argv]
-    assert main(argv + (["--out", str(tmp_path / "out")] if argv[1] == "build" else [])) == 2
+    assert main(argv + (["--out", str(tmp_path / "out")] if argv[1] == "run" else [])) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("whisperlens: error:") and message in err and "\n" not in err
 

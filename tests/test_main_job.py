@@ -7,8 +7,10 @@ import json
 from whisperlens.cli import main
 from whisperlens.corpus import CorpusConfig, build_corpus
 
+STUDIES = ("example", "wer", "align", "features")
 
-def test_main_job_writes_report_store_and_pages_and_resumes(tmp_path, monkeypatch, capsys):
+
+def test_main_job_writes_every_study_and_a_second_run_does_no_work(tmp_path, monkeypatch, capsys):
     corpus_dir = tmp_path / "corpus"
     build_corpus(CorpusConfig(out=corpus_dir, clips=45, sets=("english",)), progress=False)
     monkeypatch.chdir(tmp_path)  # the feature store goes to runs/features/... under the working directory
@@ -17,19 +19,29 @@ def test_main_job_writes_report_store_and_pages_and_resumes(tmp_path, monkeypatc
     report = (tmp_path / "report" / "index.html").read_text()
     assert "quick brown fox" in report.lower()
     assert "../runs/features/tiny.en/short/html/index.html" in report
+    assert "Not finished yet" not in report
+    for study in STUDIES:
+        assert f'id="{study}"' in report and (tmp_path / "report" / study / "index.html").exists()
+    features = json.loads((tmp_path / "report" / "features" / "result.json").read_text())["summary"]
+    assert {s["site"] for s in features["sites"]} >= {"encoder.blocks.2.mlp.hook_post", "sae:encoder.blocks.3.hook_resid_post"}
     store = tmp_path / "runs" / "features" / "tiny.en" / "short"
-    summary = json.loads((store / "summary.json").read_text())
-    assert {s["site"] for s in summary["sites"]} >= {"encoder.blocks.2.mlp.hook_post", "sae:encoder.blocks.3.hook_resid_post"}
     assert (store / "html" / "index.html").exists()
-    assert json.loads((tmp_path / "report" / "example.json").read_text())["words"][0]["word"] == "Hot"
-    first = (store / "summary.md").read_text()
+    example = json.loads((tmp_path / "report" / "example" / "result.json").read_text())["summary"]
+    assert example["words"][0]["word"] == "Hot"
     capsys.readouterr()
 
-    # A second run finds everything done and gives the same result.
+    # A second run finds every study's fingerprint matching: no study runs, no result file or
+    # store file is rewritten (a recomputation would rewrite them, and this would fail).
+    watched = [p for p in (tmp_path / "report").rglob("*") if p.is_file() and p.name != "index.html"]
+    watched += [p for p in store.rglob("*") if p.is_file()]
+    before = {p: p.stat().st_mtime_ns for p in watched}
     assert main(argv) == 0
-    assert (store / "summary.md").read_text() == first
-    # Then `features show` reads the store the main job wrote.
-    assert main(["features", "show", "encoder.blocks.2.mlp.hook_post:0"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("up to date (same fingerprint), skipped") == len(STUDIES)
+    assert {p: p.stat().st_mtime_ns for p in watched} == before
+
+    # Then `features describe` reads the store the main job wrote.
+    assert main(["features", "describe", "encoder.blocks.2.mlp.hook_post:0"]) == 0
     assert "encoder.blocks.2.mlp.hook_post" in capsys.readouterr().out
 
 
@@ -37,4 +49,6 @@ def test_main_job_rejects_bad_arguments(capsys, tmp_path):
     assert main(["run", "--clips", "0", "--out", str(tmp_path / "out")]) == 2
     assert "--clips must be positive" in capsys.readouterr().err
     assert main(["run", "--corpus", str(tmp_path / "missing"), "--out", str(tmp_path / "out")]) == 2
+    assert main(["run", "--device", "cuda", "--out", str(tmp_path / "out")]) == 2
+    assert "device 'cuda' is not usable here" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -58,7 +58,7 @@ def test_another_version_asks_for_a_rebuild(store_root, version, found):
     message = str(error.value)
     assert "\n" not in message
     assert found in message and f"reads version {FORMAT_VERSION}" in message
-    assert f"rebuild it with `whisperlens features build --out {store_root}`" in message
+    assert f"rebuild it with `whisperlens features run --store {store_root}`" in message
 
 
 def test_corrupt_manifest_is_a_clear_error(store_root):

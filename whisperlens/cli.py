@@ -18,7 +18,6 @@ COMMAND_MODULES = [
     "whisperlens.commands.inspect",
     "whisperlens.commands.models",
     "whisperlens.corpus.cli",
-    "whisperlens.features.cli",
 ]
 
 

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Protocol
 
+import simple_parsing
+
 from ..errors import WhisperLensError
 from .corpus import Corpus
 
@@ -27,7 +29,9 @@ class _Clips(Protocol):  # a Corpus, or any list-like of clips with ids
 
 @dataclass(frozen=True)
 class CorpusSelection:
-    path: str | None = None  # None: the default corpus
+    """Which clips of which corpus."""
+
+    path: str | None = simple_parsing.field(default=None, alias=["--corpus"])  # corpus folder (default: the default corpus)
     sets: tuple[str, ...] = ("english",)  # empty: every clip; a lone name is read as one set
     clips: int | None = None  # keep the first N clips left after the other filters
     per_voice: int | None = None  # keep at most the first N clips of each engine voice

@@ -1,23 +1,23 @@
 """Features you can listen to: harvest neurons, SAE features and random directions over a
 corpus, label them with the phones they fire on, and render pages to hear them.
 
-    from whisperlens.features import FeatureBuildConfig, build_features, FeatureStore
-    result = build_features(FeatureBuildConfig(corpus="corpus"))
+    whisperlens features run --corpus CORPUS          # the study: store, labels, pages, result
+    from whisperlens.features import FeatureStore
     store = FeatureStore("runs/features/tiny.en/short")
 
-Names resolve lazily: `whisperlens.features.cli` is imported by every CLI start, and the
-harvest pulls in torch and numba.
+Names resolve lazily: the study modules are imported by every CLI start, and the harvest pulls
+in torch and numba.
 """
 
 _EXPORTS = {
     "HarvestConfig": "harvest", "HarvestResult": "harvest", "Harvester": "harvest", "harvest": "harvest",
     "collect_activations": "harvest",
-    "FeatureBuildConfig": "build", "FeatureBuildResult": "build", "build_features": "build",
+    "FeaturesConfig": "config", "FeatureBuild": "build", "build_features": "build",
     "FeatureStore": "store", "SiteStats": "stats",
     "NeuronBasis": "bases", "RandomBasis": "bases", "SAEBasis": "bases",
     "phone_labels": "labels", "token_labels": "labels",
     "ListeningConfig": "listening", "amplified_window": "listening", "spectrogram_figure": "listening",
-    "export_html": "html", "AgreementConfig": "agreement", "measure_agreement": "agreement",
+    "export_html": "html", "AgreementConfig": "agreement",
     "describe_feature": "show",
 }
 

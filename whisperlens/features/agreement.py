@@ -3,15 +3,14 @@ feature by feature (top-k overlap, top-1 agreement, phone-label agreement)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from ..corpus.selection import CorpusSelection
-from ..storage import atomic_path
-from .harvest import HarvestConfig, Harvester, model_for_mode
+from ..errors import WhisperLensError
+from ..study import CorpusStudyConfig, Result, Study, Table
+from .harvest import MODES, HarvestConfig, Harvester
 from .labels import phone_labels
 from .store import FrameTable
 
@@ -19,17 +18,20 @@ AGREEMENT_HOOKS = ("encoder.blocks.*.mlp.hook_post", "encoder.blocks.*.hook_resi
 
 
 @dataclass
-class AgreementConfig:
-    corpus: Path | str | None = None
-    corpus_set: str | None = "english"
-    clips: int = 500
-    model: str = "tiny.en"
-    modes: tuple[str, ...] = ("short", "short-bf16")
-    hooks: tuple[str, ...] = AGREEMENT_HOOKS
-    top_k: int = 32
-    batch_size: int = 32
-    seed: int = 0
-    out: Path = Path("runs/features/agreement")
+class AgreementConfig(CorpusStudyConfig):
+    """Harvest the same clips in exact mode and in each fast mode, and compare feature by feature."""
+
+    corpus: CorpusSelection = field(default_factory=lambda: CorpusSelection(clips=500))
+    modes: tuple[str, ...] = ("short", "short-bf16")  # fast modes compared with exact
+    hooks: tuple[str, ...] = AGREEMENT_HOOKS  # hook names or globs
+    top_k: int = 32  # top clips kept per feature
+    batch_size: int = 32  # clips per forward pass
+
+    def validate(self) -> None:
+        super().validate()
+        bad = [mode for mode in self.modes if mode not in MODES]
+        if bad:
+            raise WhisperLensError(f"--modes must be among {', '.join(MODES)}, not {bad[0]!r}")
 
 
 @dataclass
@@ -44,27 +46,21 @@ class SiteAgreement:
     selective_mode: int
 
 
-@dataclass
-class AgreementResult:
-    config: AgreementConfig
-    rows: list[SiteAgreement]
-    clips_per_second: dict[str, float] = field(default_factory=dict)
+class AgreementResult(Result):
+    study = "agreement"
+    config_type = AgreementConfig
 
-    def markdown(self) -> str:
-        lines = [f"Agreement with exact mode, {self.config.model}, {self.config.clips} clips, top-{self.config.top_k}:", "",
-                 "| mode | site | live features | top-k overlap | same top-1 clip | same phone label | selective (exact / mode) |",
-                 "|---|---|---:|---:|---:|---:|---:|"]
-        for r in self.rows:
-            lines.append(f"| {r.mode} | {r.site} | {r.features} | {r.topk_overlap:.1%} | {r.top1_same:.1%} | "
-                         f"{r.label_agreement:.1%} | {r.selective_exact} / {r.selective_mode} |")
-        lines += ["", "| mode | harvest clips/s |", "|---|---:|"]
-        lines += [f"| {mode} | {rate:.1f} |" for mode, rate in self.clips_per_second.items()]
-        return "\n".join(lines)
-
-    def save(self, path: Path) -> None:
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps({"config": asdict(self.config), "rows": [asdict(r) for r in self.rows],
-                                       "clips_per_second": self.clips_per_second}, indent=2, default=str))
+    def views(self):
+        rows = self.summary["rows"]
+        return [
+            Table(["mode", "site", "live features", "top-k overlap %", "same top-1 clip %", "same phone label %",
+                   "selective (exact / mode)"],
+                  [[r["mode"], r["site"], r["features"], round(100 * r["topk_overlap"], 1), round(100 * r["top1_same"], 1),
+                    round(100 * r["label_agreement"], 1), f"{r['selective_exact']} / {r['selective_mode']}"] for r in rows],
+                  caption=f"Agreement with exact mode, {self.config.model.model}, {len(self.summary['clip_ids'])} clips, "
+                          f"top-{self.config.top_k}"),
+            Table(["mode", "harvest clips/s"], [[m, round(r, 1)] for m, r in self.summary["clips_per_second"].items()]),
+        ]
 
 
 def compare_sites(mode: str, site: str, exact, fast, frames: FrameTable) -> SiteAgreement:
@@ -86,20 +82,24 @@ def compare_sites(mode: str, site: str, exact, fast, frames: FrameTable) -> Site
     )
 
 
-def measure_agreement(config: AgreementConfig, progress: bool = True) -> AgreementResult:
-    corpus = CorpusSelection(path=config.corpus, sets=config.corpus_set or (), clips=config.clips).open()
+def run(config: AgreementConfig, context) -> AgreementResult:
+    corpus = context.corpus(config.corpus)
     results, rates = {}, {}
     for mode in ("exact",) + tuple(m for m in config.modes if m != "exact"):
-        harvest_config = HarvestConfig(model=config.model, hooks=config.hooks, bases=("neurons",), mode=mode,
+        harvest_config = HarvestConfig(model=config.model.model, hooks=config.hooks, bases=("neurons",), mode=mode,
                                        top_k=config.top_k, batch_size=config.batch_size, seed=config.seed)
-        harvester = Harvester(corpus, harvest_config, model_for_mode(config.model, mode, "cpu"))
-        checkpoint = Path(config.out) / f"{mode}-checkpoint.npz"
-        results[mode] = harvester.run(checkpoint, progress)
+        model = context.model(replace(config.model, dtype="bfloat16") if mode == "short-bf16" else config.model)
+        checkpoint = context.folder / "checkpoints" / f"{mode}.npz"
+        results[mode] = Harvester(corpus, harvest_config, model).run(checkpoint, context.show_progress)
         rates[mode] = results[mode].clips_per_second
         checkpoint.unlink()  # resumes an interrupted mode; a finished one is measured afresh next time
     frames = FrameTable(results["exact"].frames)
-    rows = [compare_sites(mode, site, results["exact"].sites[site], results[mode].sites[site], frames)
+    rows = [asdict(compare_sites(mode, site, results["exact"].sites[site], results[mode].sites[site], frames))
             for mode in results if mode != "exact" for site in results["exact"].sites]
-    result = AgreementResult(config, rows, rates)
-    result.save(Path(config.out) / "agreement.json")
-    return result
+    summary = {"rows": rows, "clips_per_second": {m: round(r, 1) for m, r in rates.items()},
+               "clip_ids": results["exact"].clip_ids}
+    return AgreementResult(config, summary, folder=context.folder)
+
+
+STUDY = Study("agreement", "Fast modes against exact mode", AgreementConfig, run, AgreementResult,
+              description="How far the short (and bfloat16) harvest agrees with exact mode, feature by feature.")

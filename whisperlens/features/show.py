@@ -1,4 +1,4 @@
-"""A feature as text: its labels and top examples, for `whisperlens features show`."""
+"""A feature as text: its labels and top examples, for `whisperlens features describe`."""
 
 from __future__ import annotations
 

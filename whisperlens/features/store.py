@@ -44,7 +44,7 @@ class FeatureStore:
         manifest = self.root / "manifest.json"
         if not manifest.exists():
             raise WhisperLensError(
-                f"{self.root}: no feature store there (no manifest.json); run `whisperlens features build --out {self.root}`"
+                f"{self.root}: no feature store there (no manifest.json); run `whisperlens features run --store {self.root}`"
             )
         self.manifest = _read_json(manifest)
         version = self.manifest.get("format_version") if isinstance(self.manifest, dict) else None
@@ -52,7 +52,7 @@ class FeatureStore:
             found = "no format version" if version is None else f"format version {version!r}"
             raise WhisperLensError(
                 f"{self.root}: feature store has {found}, this whisperlens reads version {FORMAT_VERSION}; "
-                f"rebuild it with `whisperlens features build --out {self.root}`"
+                f"rebuild it with `whisperlens features run --store {self.root}`"
             )
         self._site_cache: dict[str, SiteStats] = {}
 
@@ -133,7 +133,7 @@ class FeatureStore:
     def labels(self, site: str) -> dict:
         path = labels_path(self.root, self.check_site(site))
         if not path.exists():
-            raise WhisperLensError(f"{path}: no labels yet; run `whisperlens features build` to completion")
+            raise WhisperLensError(f"{path}: no labels yet; run `whisperlens features run` to completion")
         return _read_json(path)
 
 

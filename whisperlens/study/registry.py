@@ -9,7 +9,10 @@ from typing import Callable
 # One module per study, each defining STUDY; adding a study means adding its module here.
 STUDY_MODULES = [
     "whisperlens.studies.example",
-    # PENDING-MERGE "whisperlens.studies.wer", "whisperlens.studies.align", "whisperlens.features.study", "whisperlens.features.agreement",
+    "whisperlens.studies.wer",
+    "whisperlens.studies.align",
+    "whisperlens.features.study",
+    "whisperlens.features.agreement",
 ]
 
 

@@ -1,0 +1,51 @@
+"""The features study's config: its fields are `whisperlens features run`'s flags."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import simple_parsing
+
+from ..errors import WhisperLensError
+from ..study import CorpusStudyConfig
+from .harvest import DEFAULT_HOOKS, MODES, HarvestConfig
+
+
+@dataclass
+class FeaturesConfig(CorpusStudyConfig):
+    """Harvest neurons, random directions and SAE features over the corpus, label them with phones
+    and tokens, and write pages where each feature's top examples can be heard."""
+
+    store: str | None = None  # feature store folder (default runs/features/MODEL/MODE), read by `features describe`
+    hooks: tuple[str, ...] = DEFAULT_HOOKS  # hook names or globs (aliases such as encoder.blocks.2.mlp.1 work)
+    layers: tuple[int, ...] | None = None  # keep only hooks in these block indices
+    bases: tuple[str, ...] = ("neurons", "random", "sae")  # any of neurons, random, sae
+    sae_layers: tuple[int, ...] = (2, 3)  # encoder blocks whose hook_resid_post gets an SAE
+    sae_architecture: str = simple_parsing.field(default="topk", choices=("topk", "standard"))
+    sae_max_vectors: int = 1_000_000  # activation vectors kept in memory for SAE training
+    sae_training_vectors: int = 3_000_000  # vectors shown to each SAE in training (3 epochs of the default corpus)
+    mode: str = "short"  # exact, short or short-bf16 (see docs/features.md)
+    batch_size: int = 32  # clips per forward pass
+    top_k: int = 32  # top clips kept per feature
+    random_features: int = 384  # random directions per hook, the baseline
+    html: bool = True  # write the listening pages
+    html_top: int = 24  # features per page with rendered audio and spectrograms
+
+    def validate(self) -> None:
+        super().validate()
+        if self.mode not in MODES:
+            raise WhisperLensError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        self.harvest_config().validate()
+
+    def store_dir(self) -> Path:
+        return Path(self.store) if self.store else Path("runs") / "features" / self.model.model / self.mode
+
+    def harvest_config(self, sae_paths: dict[str, str] | None = None) -> HarvestConfig:
+        return HarvestConfig(model=self.model.model, hooks=self.hooks, layers=self.layers, bases=self.bases,
+                             sae_paths=sae_paths or {}, random_features=self.random_features, mode=self.mode,
+                             batch_size=self.batch_size, top_k=self.top_k, seed=self.seed, device=self.model.device)
+
+    def model_spec(self):
+        """short-bf16 runs the model in bfloat16; the other modes in the model spec's dtype."""
+        from dataclasses import replace
+
+        return replace(self.model, dtype="bfloat16") if self.mode == "short-bf16" else self.model
