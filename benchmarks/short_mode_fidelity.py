@@ -36,7 +36,8 @@ def main() -> None:
     args = parser.parse_args()
     model = whisperlens.load_model(args.model)
     n_layers = model.dims.n_audio_layer
-    names = ["encoder.hook_embed"] + [f"encoder.blocks.{i}.{h}" for i in range(n_layers) for h in ("hook_resid_post", "mlp.hook_post")]
+    names = ["encoder.hook_embed"]
+    names += [f"encoder.blocks.{i}.{h}" for i in range(n_layers) for h in ("hook_resid_post", "mlp.hook_post")]
     exact_acts = {n: [] for n in names}
     short_acts = {n: [] for n in names}
     with tempfile.TemporaryDirectory() as tmp:

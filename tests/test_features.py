@@ -230,7 +230,8 @@ def test_listening_window_is_loudest_at_the_frame(tmp_path):
 @pytest.fixture(scope="session")
 def store(harvested, corpus, tiny, tmp_path_factory):
     root = tmp_path_factory.mktemp("store")
-    saved = FeatureStore.save(harvested, root, str(corpus.root), extra={"corpus_selection": CorpusSelection(path=str(corpus.root), sets=()).to_dict()})
+    selection = CorpusSelection(path=str(corpus.root), sets=())
+    saved = FeatureStore.save(harvested, root, str(corpus.root), extra={"corpus_selection": selection.to_dict()})
     label_store(saved, tiny)
     return saved
 

@@ -1,12 +1,12 @@
 """The report and a study page, opened in Chromium from a loopback server: every figure loads,
 the audio plays from its file, nothing is fetched from anywhere else, and no script errors."""
 
-from .browser import broken_images, browser_page, serve
-
-from whisperlens.study import ModelSpec, StudyContext
-from whisperlens.study.runner import run_pipeline
 from whisperlens.studies.example import STUDY as EXAMPLE
 from whisperlens.studies.example import ExampleConfig
+from whisperlens.study import ModelSpec, StudyContext
+from whisperlens.study.runner import run_pipeline
+
+from .browser import broken_images, browser_page, serve
 
 
 def test_report_and_study_page_render_in_chromium(tmp_path):

@@ -12,9 +12,9 @@ from whisperlens.cli import main
 from whisperlens.study import (
     Figure,
     ModelSpec,
+    ModelStudyConfig,
     Result,
     Study,
-    ModelStudyConfig,
     StudyContext,
     Table,
     Text,
@@ -55,8 +55,9 @@ class ToyResult(Result):
     config_type = ToyConfig
 
     def views(self):
-        return [Text(self.summary["note"]), Table(["n", "n²"], [[n, s] for n, s in zip(self.config.numbers, self.arrays["squares"])]),
-                Figure("plot.png", "squares", numbers=Table(["max"], [[int(self.arrays["squares"].max())]]))]
+        squares = self.arrays["squares"]
+        return [Text(self.summary["note"]), Table(["n", "n²"], [[n, s] for n, s in zip(self.config.numbers, squares)]),
+                Figure("plot.png", "squares", numbers=Table(["max"], [[int(squares.max())]]))]
 
 
 CALLS = []

@@ -9,7 +9,8 @@ from ..errors import WhisperLensError
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="tiny.en", help="bundled name (tiny.en, base) or a path to a Whisper checkpoint (default: tiny.en)")
+    parser.add_argument("--model", default="tiny.en",
+                        help="bundled name (tiny.en, base) or a path to a Whisper checkpoint (default: tiny.en)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="weights and activations (default: float32)")
 
@@ -32,5 +33,6 @@ def check_language(model, language: str | None) -> str | None:
     if code not in LANGUAGES:
         raise WhisperLensError(f"unknown language {language!r}; use a code such as en, es, fr, de")
     if not model.is_multilingual and code != "en":
-        raise WhisperLensError(f"model {model.name} is English-only; use a multilingual model (e.g. --model base) for {language!r}")
+        raise WhisperLensError(f"model {model.name} is English-only; "
+                               f"use a multilingual model (e.g. --model base) for {language!r}")
     return code

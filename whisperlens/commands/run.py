@@ -20,7 +20,8 @@ def register(subparsers) -> None:
     add_model_arguments(parser)
     parser.add_argument("--out", default="runs/main", help="output folder (default: runs/main)")
     parser.add_argument("--corpus", default=None, help="corpus folder (default: the default corpus, built if missing)")
-    parser.add_argument("--clips", type=int, default=None, help="use only the first N English clips for the features (default: all)")
+    parser.add_argument("--clips", type=int, default=None,
+                        help="use only the first N English clips for the features (default: all)")
     parser.add_argument("--force", action="store_true", help="rerun every study even if its saved result is up to date")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(run=run)

@@ -11,8 +11,16 @@ from __future__ import annotations
 import random
 
 from .wordlists import (
-    ADJECTIVES, ADVERBS, DETERMINERS, INTRANSITIVE_VERBS, NAMES, NOUNS, PLACES, PREPOSITIONS,
-    TIMES, TRANSITIVE_VERBS,
+    ADJECTIVES,
+    ADVERBS,
+    DETERMINERS,
+    INTRANSITIVE_VERBS,
+    NAMES,
+    NOUNS,
+    PLACES,
+    PREPOSITIONS,
+    TIMES,
+    TRANSITIVE_VERBS,
 )
 
 PRONOUNS = "i we they he she you".split()

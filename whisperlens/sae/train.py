@@ -8,9 +8,9 @@ SAELens's language-model activation store.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -65,10 +65,9 @@ def shuffled_batches(vectors: torch.Tensor, batch_size: int, seed: int) -> Itera
 def train_sae(vectors: torch.Tensor, config: SAETrainingConfig) -> SAETrainingResult:
     """Train a SAE on `vectors` (n, d_in) and measure it on a held-out slice."""
     config.validate()
-    from sae_lens import StandardTrainingSAE, StandardTrainingSAEConfig
-    from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig
-    from sae_lens.saes.sae import SAEMetadata
+    from sae_lens import StandardTrainingSAE, StandardTrainingSAEConfig, TopKTrainingSAE, TopKTrainingSAEConfig
     from sae_lens.config import SAETrainerConfig
+    from sae_lens.saes.sae import SAEMetadata
     from sae_lens.training.sae_trainer import SAETrainer
 
     vectors = vectors.float()
@@ -77,7 +76,8 @@ def train_sae(vectors: torch.Tensor, config: SAETrainingConfig) -> SAETrainingRe
     n_eval = max(1, int(len(vectors) * config.eval_fraction))
     held_out, training = vectors[order[:n_eval]], vectors[order[n_eval:]]
     if len(training) < config.batch_size:
-        raise WhisperLensError(f"SAE training for {config.hook}: {len(training)} vectors, fewer than one batch of {config.batch_size}")
+        raise WhisperLensError(f"SAE training for {config.hook}: {len(training)} vectors, "
+                               f"fewer than one batch of {config.batch_size}")
     d_in = vectors.shape[1]
     metadata = SAEMetadata(model_name=config.model_name, hook_name=config.hook, hook_head_index=None,
                            context_size=None, prepend_bos=False, seqpos_slice=(None,))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 # One module per study, each defining STUDY; adding a study means adding its module here.
 STUDY_MODULES = [

@@ -68,7 +68,8 @@ def write_report(path: Path, title: str, sections: list[ReportSection]) -> Path:
     rows = []
     for section in sections:
         base = _relative(section.folder, path.parent) if section.folder is not None else ""
-        page = posixpath.join(base, "index.html") if section.folder is not None and (section.folder / "index.html").exists() else ""
+        has_page = section.folder is not None and (section.folder / "index.html").exists()
+        page = posixpath.join(base, "index.html") if has_page else ""
         rows.append({"name": section.name, "title": section.title, "blocks": section.blocks, "base": base,
                      "command": section.command, "page": page})
     return write_page(path, "report.html.j2", title=title, sections=rows)

@@ -73,8 +73,8 @@ class Result:
         if record is None:
             raise WhisperLensError(f"{folder}: no {cls.study} result there; run `whisperlens {cls.study} run` first")
         if record.get("study") != cls.study or record.get("format_version") != cls.format_version:
-            raise WhisperLensError(f"{folder}: holds a {record.get('study')} result of format "
-                                   f"{record.get('format_version')}, not {cls.study} format {cls.format_version}; rerun the study")
+            raise WhisperLensError(f"{folder}: holds a {record.get('study')} result of format {record.get('format_version')}, "
+                                   f"not {cls.study} format {cls.format_version}; rerun the study")
         config = config_from_dict(cls.config_type, json.loads((folder / CONFIG_FILE).read_text()))
         arrays = {}
         if (folder / ARRAYS_FILE).exists():

@@ -14,7 +14,7 @@ import re
 import numpy as np
 
 from ...errors import WhisperLensError
-from ..phones import Interval, ipa_to_arpabet, spread
+from ..phones import ipa_to_arpabet, spread
 from . import Engine, Request, Synthesis, find_shared_library, resample
 
 AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -131,7 +131,8 @@ class EspeakEngine(Engine):
         word_index = 0
         for group_words, group_phones in groups:
             for word, word_phones in zip(group_words, self._split_group(group_words, group_phones, request.voice)):
-                arpabet = [piece for ipa, start, end in word_phones for piece in spread(ipa_to_arpabet(ipa, request.voice), start, end)]
+                arpabet = [piece for ipa, start, end in word_phones
+                           for piece in spread(ipa_to_arpabet(ipa, request.voice), start, end)]
                 if not word_phones:
                     raise WhisperLensError(f"espeak-ng gave no phonemes for {word!r} in {request.text!r}")
                 word_intervals.append((words[word_index], word_phones[0][1], word_phones[-1][2]))
