@@ -24,7 +24,7 @@ def expected_shapes(n_audio: int, n_tokens: int) -> dict[str, tuple]:
         "encoder.hook_embed": (1, n_audio, d),
         "encoder.hook_ln_post": (1, n_audio, d),
         "decoder.hook_tok_embed": (1, n_tokens, d),
-        "decoder.hook_pos_embed": (n_tokens, d),
+        "decoder.hook_pos_embed": (1, n_tokens, d),
         "decoder.hook_embed": (1, n_tokens, d),
         "decoder.hook_ln_final": (1, n_tokens, d),
         "decoder.hook_logits": (1, n_tokens, 51864),
