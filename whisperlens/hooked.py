@@ -45,7 +45,7 @@ class HookedMultiHeadAttention(MultiHeadAttention):
 
     The fused scaled-dot-product kernel is used unless a hook reads or writes the scores or
     the pattern, or openai's `disable_sdpa()` is active (word timestamps need the weights).
-    `additive_masks` holds functions (query positions, number of keys) -> [(head,) query, key]
+    `additive_masks` holds functions (query positions: a range, number of keys) -> [(head,) query, key]
     whose sum is added to the scores before the softmax; each intervention adds and removes its own.
     """
 
@@ -81,7 +81,7 @@ class HookedMultiHeadAttention(MultiHeadAttention):
         v = self.hook_v(v).permute(0, 2, 1, 3)
         extra_mask = None
         if self.additive_masks:
-            queries = torch.arange(query_offset, query_offset + n_ctx, device=q.device)
+            queries = range(query_offset, query_offset + n_ctx)
             extra_mask = sum(scores_mask(queries, n_keys) for scores_mask in self.additive_masks).to(q.dtype)
         needs_weights = (
             not MultiHeadAttention.use_sdpa or self.hook_scores.has_hooks or self.hook_pattern.has_hooks

@@ -313,7 +313,8 @@ class HookedRootModule(nn.Module):
         matches = name_matcher(resolve_filter(names))
         return [name for name in self.hook_dict if matches(name)]
 
-    def _select(self, names: NameFilter) -> list[HookPoint]:
+    def hook_points(self, names: NameFilter = None) -> list[HookPoint]:
+        """The matching hook points; a name or glob that matches none is an error."""
         selected = [self.hook_dict[n] for n in self.hook_names(names)]
         if not selected and isinstance(names, (str, list, tuple)):
             raise WhisperLensError(f"no hook point matches {names!r}; see `whisperlens inspect` for the names")
@@ -321,7 +322,7 @@ class HookedRootModule(nn.Module):
 
     def add_hook(self, names: NameFilter, fn: HookFn, direction: str = "fwd", *, observer: bool = False) -> list[HookHandle]:
         """Attach `fn` to every matching hook point until its handle's `remove()` or `remove_all_hooks()`."""
-        return [hook_point.add_hook(fn, direction, observer=observer) for hook_point in self._select(names)]
+        return [hook_point.add_hook(fn, direction, observer=observer) for hook_point in self.hook_points(names)]
 
     def remove_all_hooks(self) -> None:
         for hook_point in self.hook_dict.values():

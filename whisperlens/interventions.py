@@ -61,7 +61,7 @@ class Intervention:
 
 def intervention_from_dict(data: Mapping) -> Intervention:
     if not isinstance(data, Mapping) or "kind" not in data:
-        raise WhisperLensError(f"an intervention is a dict with a 'kind' (one of {', '.join(_KINDS)}), not {data!r}")
+        raise WhisperLensError(f"an intervention is a dict with a 'kind' (one of {', '.join(_KINDS)}), not a {type(data).__name__}")
     cls = _KINDS.get(data["kind"])
     if cls is None:
         raise WhisperLensError(f"unknown intervention kind {data['kind']!r}; known kinds: {', '.join(_KINDS)}")
@@ -71,7 +71,7 @@ def intervention_from_dict(data: Mapping) -> Intervention:
         raise WhisperLensError(f"{cls.kind}: unknown field {unknown[0]!r}; its fields are {', '.join(known)}")
     try:
         return cls(**{name: _from_json(value, known[name]) for name, value in data.items() if name != "kind"})
-    except TypeError as error:  # a required field is missing
+    except TypeError as error:  # a field of the wrong type
         raise WhisperLensError(f"{cls.kind}: {error}") from None
 
 
@@ -131,8 +131,11 @@ class AttentionMask(Intervention):
             selected = torch.zeros(modules[0].n_head, 1, 1, dtype=torch.bool, device=model.device)
             selected[list(self.heads)] = True
 
-        def scores_mask(queries: Tensor, n_keys: int) -> Tensor:
-            added = _band(queries, n_keys, self.half_width) if mask is None else _mask_rows(mask, queries, n_keys)
+        def scores_mask(queries: range, n_keys: int) -> Tensor:
+            if mask is None:
+                added = _band(torch.arange(queries.start, queries.stop, device=model.device), n_keys, self.half_width)
+            else:
+                added = _mask_rows(mask, queries, n_keys)
             return added if selected is None else torch.where(selected, added, torch.zeros((), device=added.device))
 
         with temporarily_added([m.additive_masks for m in modules], scores_mask):
@@ -230,7 +233,7 @@ class Patch(Intervention):
     def check(self, model) -> None:
         if (self.value is None) == (self.source is None):
             raise WhisperLensError("patch: give exactly one of value and source")
-        names = model._select(self.hook)
+        names = model.hook_points(self.hook)
         missing = [h.name for h in names if self.source is not None and h.name not in self.source]
         if missing:
             raise WhisperLensError(f"patch: the source cache has no {missing[0]}")
@@ -270,7 +273,7 @@ class Steer(Intervention):
     def check(self, model) -> None:
         if self.vector is None:
             raise WhisperLensError("steer: give a vector")
-        model._select(self.hook)
+        model.hook_points(self.hook)
 
     def hook_fn(self):
         def steer(activation: Tensor, hook) -> Tensor:
@@ -334,13 +337,13 @@ def _band(queries: Tensor, n_keys: int, half_width: int) -> Tensor:
     return torch.zeros(outside.shape, device=queries.device).masked_fill(outside, float("-inf"))
 
 
-def _mask_rows(mask: Tensor, queries: Tensor, n_keys: int) -> Tensor:
+def _mask_rows(mask: Tensor, queries: range, n_keys: int) -> Tensor:
     """The rows of a [(head,) query, key] mask for these query positions, cut to the keys present."""
-    if mask.shape[-1] < n_keys or (mask.shape[-2] > 1 and mask.shape[-2] <= int(queries[-1])):
+    if mask.shape[-1] < n_keys or (mask.shape[-2] > 1 and mask.shape[-2] < queries.stop):
         raise WhisperLensError(
-            f"the attention mask is {tuple(mask.shape[-2:])} [query, key]; this call has queries up to {int(queries[-1])} and {n_keys} keys"
+            f"the attention mask is {tuple(mask.shape[-2:])} [query, key]; this call has queries up to {queries.stop - 1} and {n_keys} keys"
         )
-    rows = mask if mask.shape[-2] == 1 else mask.index_select(-2, queries)
+    rows = mask if mask.shape[-2] == 1 else mask[..., queries.start : queries.stop, :]
     return rows[..., :n_keys]
 
 
