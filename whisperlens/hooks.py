@@ -70,7 +70,7 @@ class HookPoint(nn.Module):
         self._attached: list[HookHandle] = []  # hooks that may replace the value, in order, then observers
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for handle in self._attached:
+        for handle in tuple(self._attached):  # a copy: a hook may remove itself
             x = handle(x)
         return x
 
