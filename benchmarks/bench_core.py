@@ -21,7 +21,11 @@ from whisper.model import ModelDimensions, Whisper
 import whisperlens
 from whisperlens.audio import SAMPLE_RATE, load_audio, log_mel
 from whisperlens.commands.run import example_audio_path
-from whisperlens.models.loading import BUNDLED_MODELS, load_checkpoint, write_ct2_directory
+from whisperlens.models.loading import (
+    BUNDLED_MODELS,
+    load_checkpoint,
+    write_ct2_directory,
+)
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:

@@ -10,6 +10,7 @@ import whisper
 from whisperlens import WhisperLensError
 from whisperlens.audio import log_mel
 from whisperlens.hooked import band_mask, replace_hook
+from whisperlens.interventions import Patch
 
 TOKENS = torch.tensor([[50257, 50362, 440, 2068, 7586]])  # <|sot|><|notimestamps|> The quick brown
 
@@ -24,7 +25,7 @@ def expected_shapes(n_audio: int, n_tokens: int) -> dict[str, tuple]:
         "encoder.hook_embed": (1, n_audio, d),
         "encoder.hook_ln_post": (1, n_audio, d),
         "decoder.hook_tok_embed": (1, n_tokens, d),
-        "decoder.hook_pos_embed": (n_tokens, d),
+        "decoder.hook_pos_embed": (1, n_tokens, d),
         "decoder.hook_embed": (1, n_tokens, d),
         "decoder.hook_ln_final": (1, n_tokens, d),
         "decoder.hook_logits": (1, n_tokens, 51864),
@@ -92,6 +93,16 @@ def test_patching_encoder_output_of_one_clip_into_another_transcribes_the_donor(
     plain_donor = tiny.decode(log_mel(speech["kitchen"]), options).text
     assert patched == plain_donor
     assert "fox" not in patched.lower()
+
+
+def test_transcribe_applies_interventions_throughout(tiny, speech):
+    with torch.no_grad():
+        donor = tiny.embed_audio(log_mel(speech["kitchen"])[None])
+    options = dict(language="en", fp16=False, temperature=0.0)
+    patched = tiny.transcribe(speech["fox"], interventions=[Patch("encoder.hook_ln_post", value=donor)], **options)["text"]
+    assert "kitchen" in patched.lower() and "fox" not in patched.lower()
+    assert not any(h.has_hooks for h in tiny.hook_dict.values())
+    assert "fox" in whisper.transcribe(tiny, speech["fox"], **options)["text"].lower()  # openai's function still works
 
 
 def test_patching_some_positions_changes_only_those(tiny, speech):

@@ -7,9 +7,8 @@ written out again only to thread activations through hook points.
 
 from __future__ import annotations
 
-import re
-from contextlib import contextmanager
-from typing import Iterable, Mapping, Optional, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -23,18 +22,22 @@ from whisper.model import (
     TextDecoder,
     Whisper,
 )
+from whisper.transcribe import transcribe as transcribe_audio
 
 from .errors import WhisperLensError
+from .hook_names import resolve_alias
 from .hooks import ActivationCache, HookedRootModule, HookFn, HookPoint, NameFilter
+from .interventions import (
+    AblateHeads,
+    AttentionMask,
+    Intervention,
+    Patch,
+    SkipLayers,
+    band_mask,
+    temporarily_set,
+)
 
-# Names used in the seed write-ups (openai's module paths) that resolve to hook points.
-_ALIASES = [(re.compile(r"^((?:en|de)coder\.blocks\.\d+)\.mlp\.1$"), r"\1.mlp.hook_post")]
-
-
-def resolve_alias(name: str) -> str:
-    for pattern, replacement in _ALIASES:
-        name = pattern.sub(replacement, name)
-    return name
+__all__ = ["HookedWhisper", "band_mask", "replace_hook", "resolve_alias"]
 
 
 class HookedMultiHeadAttention(MultiHeadAttention):
@@ -42,23 +45,44 @@ class HookedMultiHeadAttention(MultiHeadAttention):
 
     The fused scaled-dot-product kernel is used unless a hook reads or writes the scores or
     the pattern, or openai's `disable_sdpa()` is active (word timestamps need the weights).
-    `additive_mask`, indexed [(head,) query, key], is added to the scores before the softmax.
+    `additive_masks` holds functions (query positions: a range, number of keys) -> [(head,) query, key]
+    whose sum is added to the scores before the softmax; each intervention adds and removes its own.
     """
 
     def __init__(self, n_state: int, n_head: int):
         super().__init__(n_state, n_head)
-        self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
-        self.hook_scores, self.hook_pattern, self.hook_z = HookPoint(), HookPoint(), HookPoint()
-        self.additive_mask: Optional[Tensor] = None
+        # q, k, v and z are (batch, position, head, d_head); under the kv-cache each k and v holds every key so far
+        self.hook_q, self.hook_z = HookPoint(), HookPoint()
+        self.hook_k, self.hook_v = HookPoint(cumulative=True), HookPoint(cumulative=True)
+        # scores and pattern are (batch, head, query, key); a step's future keys are what the causal mask hides
+        self.hook_scores = HookPoint(position_axis=2, key_axis=3, key_fill=float("-inf"))
+        self.hook_pattern = HookPoint(position_axis=2, key_axis=3, key_fill=0.0)
+        self.additive_masks: list = []
 
-    def qkv_attention(self, q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor] = None):
-        n_batch, n_ctx, n_state = q.shape
-        n_keys = k.shape[1]
-        d_head = n_state // self.n_head
-        q = self.hook_q(q.view(n_batch, n_ctx, self.n_head, d_head)).permute(0, 2, 1, 3)
-        k = self.hook_k(k.view(n_batch, n_keys, self.n_head, d_head)).permute(0, 2, 1, 3)
-        v = self.hook_v(v.view(n_batch, n_keys, self.n_head, d_head)).permute(0, 2, 1, 3)
-        extra_mask = self._extra_mask(n_ctx, n_keys, q.dtype)
+    def forward(self, x: Tensor, xa: Tensor | None = None, mask: Tensor | None = None,
+                kv_cache: dict | None = None, query_offset: int = 0):
+        """openai's forward, told where the queries start (the decoder's kv-cache offset) for masks' rows."""
+        q = self.query(x)
+        if kv_cache is None or xa is None or self.key not in kv_cache:
+            k = self.key(x if xa is None else xa)  # with the kv-cache on, openai's hooks prepend the cached keys
+            v = self.value(x if xa is None else xa)
+        else:  # cross-attention keys and values, computed once per decoding attempt
+            k, v = kv_cache[self.key], kv_cache[self.value]
+        wv, qk = self.qkv_attention(q, k, v, mask, query_offset)
+        return self.out(wv), qk
+
+    def qkv_attention(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, query_offset: int = 0):
+        n_ctx, n_keys = q.shape[1], k.shape[1]
+        # keys may have a batch of 1 against n queries: openai's decode shares one clip's audio across best_of samples
+        q, k, v = (x.view(*x.shape[:2], self.n_head, -1) for x in (q, k, v))
+        d_head = q.shape[-1]
+        q = self.hook_q(q).permute(0, 2, 1, 3)
+        k = self.hook_k(k).permute(0, 2, 1, 3)
+        v = self.hook_v(v).permute(0, 2, 1, 3)
+        extra_mask = None
+        if self.additive_masks:
+            queries = range(query_offset, query_offset + n_ctx)
+            extra_mask = sum(scores_mask(queries, n_keys) for scores_mask in self.additive_masks).to(q.dtype)
         needs_weights = (
             not MultiHeadAttention.use_sdpa or self.hook_scores.has_hooks or self.hook_pattern.has_hooks
         )
@@ -85,15 +109,6 @@ class HookedMultiHeadAttention(MultiHeadAttention):
         z = self.hook_z(out.permute(0, 2, 1, 3))
         return z.flatten(start_dim=2), qk
 
-    def _extra_mask(self, n_ctx: int, n_keys: int, dtype: torch.dtype) -> Optional[Tensor]:
-        if self.additive_mask is None:
-            return None
-        mask = self.additive_mask
-        if mask.shape[-2] > 1:  # rows are query positions; with a kv-cache the queries are the last n_ctx
-            start = max(n_keys - n_ctx, 0) if mask.shape[-2] >= n_keys else 0
-            mask = mask[..., start : start + n_ctx, :]
-        return mask[..., :n_keys].to(dtype)
-
 
 class HookedMLP(nn.Sequential):
     """openai's Sequential(Linear, GELU, Linear), so `mlp.0` / `mlp.2` weights keep their names."""
@@ -118,14 +133,15 @@ class HookedResidualAttentionBlock(ResidualAttentionBlock):
             self.hook_cross_attn_out, self.hook_resid_mid_cross = HookPoint(), HookPoint()
         self.skip = False  # a skipped block passes its residual stream through unchanged
 
-    def forward(self, x: Tensor, xa: Optional[Tensor] = None, mask: Optional[Tensor] = None,
-                kv_cache: Optional[dict] = None) -> Tensor:
+    def forward(self, x: Tensor, xa: Tensor | None = None, mask: Tensor | None = None,
+                kv_cache: dict | None = None, query_offset: int = 0) -> Tensor:
         x = self.hook_resid_pre(x)
         if self.skip:
             return self.hook_resid_post(x)
-        x = self.hook_resid_mid(x + self.hook_attn_out(self.attn(self.attn_ln(x), mask=mask, kv_cache=kv_cache)[0]))
+        attn = self.attn(self.attn_ln(x), mask=mask, kv_cache=kv_cache, query_offset=query_offset)[0]
+        x = self.hook_resid_mid(x + self.hook_attn_out(attn))
         if self.cross_attn is not None:
-            cross = self.cross_attn(self.cross_attn_ln(x), xa, kv_cache=kv_cache)[0]
+            cross = self.cross_attn(self.cross_attn_ln(x), xa, kv_cache=kv_cache, query_offset=query_offset)[0]
             x = self.hook_resid_mid_cross(x + self.hook_cross_attn_out(cross))
         return self.hook_resid_post(x + self.hook_mlp_out(self.mlp(self.mlp_ln(x))))
 
@@ -134,12 +150,15 @@ class HookedAudioEncoder(AudioEncoder):
     def __init__(self, n_mels: int, n_ctx: int, n_state: int, n_head: int, n_layer: int):
         super().__init__(n_mels, n_ctx, n_state, n_head, n_layer)
         self.blocks = nn.ModuleList([HookedResidualAttentionBlock(n_state, n_head) for _ in range(n_layer)])
-        self.hook_mel, self.hook_conv1, self.hook_conv2 = HookPoint(), HookPoint(), HookPoint()
+        # mel and the convolutions are (batch, channel, frame)
+        self.hook_mel, self.hook_conv1, self.hook_conv2 = (HookPoint(position_axis=2) for _ in range(3))
         self.hook_embed, self.hook_ln_post = HookPoint(), HookPoint()
         self.allow_short = False
+        self.calls = 0  # forward passes so far: a cache keeps each one's activations apart
 
     def forward(self, x: Tensor) -> Tensor:
         """x: log-mel (batch, n_mels, 3000); fewer frames only in short-clip mode."""
+        self.calls += 1
         x = self.hook_mel(x)
         x = self.hook_conv1(F.gelu(self.conv1(x)))
         x = self.hook_conv2(F.gelu(self.conv2(x))).permute(0, 2, 1)
@@ -164,16 +183,22 @@ class HookedTextDecoder(TextDecoder):
         )
         self.hook_tok_embed, self.hook_pos_embed, self.hook_embed = HookPoint(), HookPoint(), HookPoint()
         self.hook_ln_final, self.hook_logits = HookPoint(), HookPoint()
+        self.calls = 0  # decoding attempts so far (each starts with an empty kv-cache), teacher-forced runs included
 
-    def forward(self, x: Tensor, xa: Tensor, kv_cache: Optional[dict] = None) -> Tensor:
+    def forward(self, x: Tensor, xa: Tensor, kv_cache: dict | None = None) -> Tensor:
         offset = next(iter(kv_cache.values())).shape[1] if kv_cache else 0
+        if offset == 0:
+            self.calls += 1
         token_embeddings = self.hook_tok_embed(self.token_embedding(x))
-        position_embeddings = self.hook_pos_embed(self.positional_embedding[offset : offset + x.shape[-1]])
+        position_embeddings = self.hook_pos_embed(self.positional_embedding[None, offset : offset + x.shape[-1]])
         x = self.hook_embed((token_embeddings + position_embeddings).to(xa.dtype))
         for block in self.blocks:
-            x = block(x, xa, mask=self.mask, kv_cache=kv_cache)
-        x = self.hook_ln_final(self.ln(x))
-        return self.hook_logits((x @ torch.transpose(self.token_embedding.weight.to(x.dtype), 0, 1)).float())
+            x = block(x, xa, mask=self.mask, kv_cache=kv_cache, query_offset=offset)
+        return self.hook_logits(self.unembed(self.hook_ln_final(self.ln(x))))
+
+    def unembed(self, x: Tensor) -> Tensor:
+        """Logits from the final LayerNorm's output: the token embedding is tied to the unembedding."""
+        return (x @ torch.transpose(self.token_embedding.weight.to(x.dtype), 0, 1)).float()
 
 
 class HookedWhisper(Whisper, HookedRootModule):
@@ -204,17 +229,34 @@ class HookedWhisper(Whisper, HookedRootModule):
             heads[layer, head] = True
         self.register_buffer("alignment_heads", heads.to_sparse(), persistent=False)
 
+    def blocks(self, stack: str) -> nn.ModuleList:
+        if stack not in ("encoder", "decoder"):
+            raise WhisperLensError(f"stack must be 'encoder' or 'decoder', not {stack!r}")
+        return getattr(self, stack).blocks
+
+    def final_ln(self, stack: str) -> nn.LayerNorm:
+        self.blocks(stack)  # checks the name
+        return self.encoder.ln_post if stack == "encoder" else self.decoder.ln
+
+    def unembed(self, x: Tensor) -> Tensor:
+        return self.decoder.unembed(x)
+
+    def call_index(self, hook: HookPoint) -> tuple[str, int]:
+        stack = self.encoder if hook.name.startswith("encoder.") else self.decoder
+        return hook.name.split(".", 1)[0], stack.calls
+
     # ---- running ----------------------------------------------------------------------------
 
-    def run(self, mel: Tensor, tokens: Optional[Tensor] = None, *, short_audio: bool = False) -> Tensor:
+    def run(self, mel: Tensor, tokens: Tensor | None = None, *, short_audio: bool = False) -> Tensor:
         """Encoder output for `mel`, or the decoder's logits for `tokens` when given.
 
         `mel` is (n_mels, frames) or (batch, n_mels, frames); `tokens` is (seq,) or (batch, seq).
+        `short_audio=True` allows a short mel; False leaves the mode as it is.
         """
         mel = mel.to(self.device)
         if mel.dim() == 2:
             mel = mel.unsqueeze(0)
-        with self.short_audio(short_audio):
+        with self.short_audio() if short_audio else nullcontext():
             audio_features = self.encoder(mel.to(self._dtype))
         if tokens is None:
             return audio_features
@@ -223,103 +265,50 @@ class HookedWhisper(Whisper, HookedRootModule):
             tokens = tokens.unsqueeze(0)
         return self.decoder(tokens, audio_features)
 
-    def run_with_hooks(self, mel: Tensor, tokens: Optional[Tensor] = None, *, fwd_hooks=(), bwd_hooks=(),
-                       short_audio: bool = False) -> Tensor:
-        with self.hooks(fwd=fwd_hooks, bwd=bwd_hooks):
+    def run_with_hooks(self, mel: Tensor, tokens: Tensor | None = None, *, fwd_hooks=(), bwd_hooks=(),
+                       interventions: Iterable[Intervention | Mapping] = (), short_audio: bool = False) -> Tensor:
+        with self.hooks(fwd=fwd_hooks, bwd=bwd_hooks, interventions=interventions):
             return self.run(mel, tokens, short_audio=short_audio)
 
-    def run_with_cache(self, mel: Tensor, tokens: Optional[Tensor] = None, *, names_filter: NameFilter = None,
-                       short_audio: bool = False, detach: bool = True,
-                       device: str | torch.device | None = None) -> tuple[Tensor, ActivationCache]:
+    def run_with_cache(self, mel: Tensor, tokens: Tensor | None = None, *, names_filter: NameFilter = None,
+                       interventions: Iterable[Intervention | Mapping] = (), short_audio: bool = False,
+                       detach: bool = True, device: str | torch.device | None = None) -> tuple[Tensor, ActivationCache]:
         """Run (encoder only, or encoder and decoder) and return (output, ActivationCache)."""
-        with self.caching(names_filter, detach=detach, device=device) as cache:
+        with self.caching(names_filter, detach=detach, device=device, interventions=interventions) as cache:
             output = self.run(mel, tokens, short_audio=short_audio)
         return output, cache
+
+    def transcribe(self, audio, *, interventions: Iterable[Intervention | Mapping] = (), **options) -> dict:
+        """openai's `whisper.transcribe(model, audio, **options)`, with the interventions applied throughout."""
+        with self.intervene(*interventions):
+            return transcribe_audio(self, audio, **options)
 
     @property
     def _dtype(self) -> torch.dtype:
         return self.encoder.conv1.weight.dtype
 
-    # ---- interventions ----------------------------------------------------------------------
+    # ---- interventions: shorthands for the specs in whisperlens.interventions ----------------
 
     @contextmanager
     def short_audio(self, enabled: bool = True):
         """Let the encoder run on fewer than 1500 positions (short-clip mode)."""
-        previous, self.encoder.allow_short = self.encoder.allow_short, enabled
-        try:
+        with temporarily_set([self.encoder], "allow_short", enabled):
             yield self
-        finally:
-            self.encoder.allow_short = previous
 
-    def _blocks(self, stack: str) -> nn.ModuleList:
-        if stack not in ("encoder", "decoder"):
-            raise WhisperLensError(f"stack must be 'encoder' or 'decoder', not {stack!r}")
-        return getattr(self, stack).blocks
-
-    @contextmanager
-    def attention_mask(self, mask: Tensor, layers: Optional[Iterable[int]] = None, heads: Optional[Iterable[int]] = None,
+    def attention_mask(self, mask: Tensor, layers: Iterable[int] | None = None, heads: Iterable[int] | None = None,
                        stack: str = "encoder", cross: bool = False):
-        """Add `mask` [query, key] to the attention scores of the chosen layers (default all) and heads."""
-        blocks = self._blocks(stack)
-        chosen = list(range(len(blocks))) if layers is None else list(layers)
-        if heads is not None:
-            per_head = torch.zeros((self.dims.n_audio_head if stack == "encoder" else self.dims.n_text_head, 1, 1))
-            per_head[list(heads)] = 1.0
-            mask = torch.where(per_head.bool(), mask.unsqueeze(0), torch.zeros((), dtype=mask.dtype))
-        modules = [blocks[i].cross_attn if cross else blocks[i].attn for i in chosen]
-        previous = [m.additive_mask for m in modules]
-        try:
-            for m in modules:
-                m.additive_mask = mask.to(self.device)
-            yield self
-        finally:
-            for m, p in zip(modules, previous):
-                m.additive_mask = p
+        """Add `mask` [(head,) query, key] to the attention scores of the chosen layers (default all) and heads."""
+        return self.intervene(AttentionMask(stack, layers, heads, mask=mask, cross=cross))
 
-    @contextmanager
     def skip_layers(self, layers: Iterable[int], stack: str = "encoder"):
         """Skip whole residual blocks: each passes its input through unchanged."""
-        blocks = [self._blocks(stack)[i] for i in layers]
-        try:
-            for block in blocks:
-                block.skip = True
-            yield self
-        finally:
-            for block in blocks:
-                block.skip = False
+        return self.intervene(SkipLayers(layers, stack))
 
-    @contextmanager
-    def ablate_heads(self, heads: Mapping[str, Iterable[int]]):
-        """Zero the output (z) of the given heads, e.g. {"encoder.blocks.1.attn": [0, 3]}."""
-        hooks = []
-        for module_name, head_indices in heads.items():
-            indices = list(head_indices)
-
-            def zero_heads(z: Tensor, hook: HookPoint, indices=indices) -> Tensor:
-                z = z.clone()
-                z[:, :, indices] = 0
-                return z
-
-            hooks.append((f"{module_name}.hook_z", zero_heads))
-        with self.hooks(fwd=hooks):
-            yield self
-
-
-def band_mask(n_positions: int, half_width: int) -> Tensor:
-    """0 where |query - key| <= half_width, -inf elsewhere: the ±k attention band."""
-    positions = torch.arange(n_positions)
-    inside = (positions[:, None] - positions[None, :]).abs() <= half_width
-    return torch.zeros(n_positions, n_positions).masked_fill(~inside, float("-inf"))
+    def ablate_heads(self, heads: Mapping[str, Iterable[int]], method: str = "zero"):
+        """Zero (or mean-ablate) the output z of the given heads, e.g. {"encoder.blocks.1.attn": [0, 3]}."""
+        return self.intervene(*(AblateHeads(attention, indices, method) for attention, indices in heads.items()))
 
 
 def replace_hook(value: Tensor, positions: slice | Sequence[int] | None = None) -> HookFn:
     """A hook that overwrites an activation (or the given positions of it) with `value`."""
-
-    def replace(activation: Tensor, hook: HookPoint) -> Tensor:
-        if positions is None:
-            return value.to(activation.dtype).expand_as(activation)
-        patched = activation.clone()
-        patched[:, positions] = value.to(activation.dtype)
-        return patched
-
-    return replace
+    return Patch("*", value=value, positions=positions).hook_fn()
