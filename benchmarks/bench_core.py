@@ -68,10 +68,12 @@ def main() -> None:
             results[key].append(seconds)
     plain_s, hooked_s, cached_s = (statistics.median(results[k]) for k in ("plain", "hooked", "cached"))
     assert texts["plain"] == texts["hooked"] == texts["cached"][0], "transcripts differ"
-    print(f"model {args.model}, {len(audio) / SAMPLE_RATE:.1f} s of audio, torch threads {torch.get_num_threads()}, median of {args.repeats}")
+    print(f"model {args.model}, {len(audio) / SAMPLE_RATE:.1f} s of audio, torch threads {torch.get_num_threads()}, "
+          f"median of {args.repeats}")
     print(f"transcribe, plain openai-whisper:            {plain_s:7.3f} s")
     print(f"transcribe, HookedWhisper, no hooks:         {hooked_s:7.3f} s   ratio {hooked_s / plain_s:.3f} (goal <= 1.05)")
-    print(f"transcribe, every encoder activation cached: {cached_s:7.3f} s   ratio {cached_s / plain_s:.3f} ({texts['cached'][1]} hooks)")
+    print(f"transcribe, every encoder activation cached: {cached_s:7.3f} s   ratio {cached_s / plain_s:.3f} "
+          f"({texts['cached'][1]} hooks)")
 
     clip = audio[: 2 * SAMPLE_RATE]
     exact_mel, short_mel = log_mel(clip)[None], log_mel(clip, short=True)[None]
@@ -88,7 +90,8 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         directory = write_ct2_directory(BUNDLED_MODELS[args.model], Path(tmp))
-        ct2 = ctranslate2.models.Whisper(str(directory), device="cpu", compute_type="float32", intra_threads=torch.get_num_threads())
+        ct2 = ctranslate2.models.Whisper(str(directory), device="cpu", compute_type="float32",
+                                         intra_threads=torch.get_num_threads())
     tokenizer = whisper.tokenizer.get_tokenizer(hooked.is_multilingual, num_languages=hooked.num_languages, language="en")
     prompt = list(tokenizer.sot_sequence_including_notimestamps)
 

@@ -46,13 +46,15 @@ def test_kv_cache_steps_join_into_the_teacher_forced_activations(model):
 
 def test_each_encoder_pass_and_decoding_attempt_is_a_call(model):
     mel, tokens = random_inputs()
-    with torch.no_grad(), model.short_audio(), model.caching(["encoder.hook_mel", "encoder.hook_ln_post", "decoder.blocks.1.*"]) as cache:
+    names = ["encoder.hook_mel", "encoder.hook_ln_post", "decoder.blocks.1.*"]
+    with torch.no_grad(), model.short_audio(), model.caching(names) as cache:
         audio_features = model.embed_audio(mel)
         model.run(mel[:1, :, : 2 * (N_SHORT - 2)], tokens[:1, :3])
         decode_with_kv_cache(model, audio_features, tokens)  # a decoding attempt: no encoder pass
     assert [tuple(m.shape) for m in cache.calls("encoder.hook_mel")] == [(2, 80, 2 * N_SHORT), (1, 80, 2 * (N_SHORT - 2))]
     assert [tuple(x.shape) for x in cache.calls("decoder.blocks.1.hook_resid_post")] == [(1, 3, 64), (2, 5, 64)]
-    assert [tuple(k.shape) for k in cache.calls("decoder.blocks.1.cross_attn.hook_k")] == [(1, N_SHORT - 2, 2, 32), (2, N_SHORT, 2, 32)]
+    cross_keys = cache.calls("decoder.blocks.1.cross_attn.hook_k")
+    assert [tuple(k.shape) for k in cross_keys] == [(1, N_SHORT - 2, 2, 32), (2, N_SHORT, 2, 32)]
     assert len(cache.firings("decoder.blocks.1.hook_resid_post")) == 1 + 4
     with pytest.raises(WhisperLensError, match=r"fired in 2 calls .*cache\.calls\(name\)"):
         cache["encoder.hook_mel"]
@@ -97,7 +99,8 @@ def record_decoding_tasks(monkeypatch) -> list[dict]:
 def test_two_window_transcribe_keeps_windows_apart(tiny, speech, monkeypatch):
     silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
     first = np.concatenate([speech["fox"], silence, speech["weather"], silence, speech["kitchen"]])
-    audio = np.concatenate([first, np.zeros(27 * SAMPLE_RATE - len(first), np.float32), speech["numbers"], silence, speech["fox"]])
+    gap = np.zeros(27 * SAMPLE_RATE - len(first), np.float32)
+    audio = np.concatenate([first, gap, speech["numbers"], silence, speech["fox"]])
     tasks = record_decoding_tasks(monkeypatch)
     names = ["encoder.hook_mel", "encoder.blocks.3.hook_resid_post", "decoder.blocks.3.hook_resid_post", "decoder.hook_pos_embed"]
     with tiny.caching(names) as cache:

@@ -184,7 +184,8 @@ def test_a_bad_spec_in_a_stack_applies_none_of_them(model):
 
 def test_the_cache_sees_the_patched_value_whichever_context_came_first(model, inputs):
     value = _vector(4, D)
-    with model.caching("encoder.blocks.0.hook_resid_post") as cache, model.intervene(Patch("encoder.blocks.0.hook_resid_post", value=value)):
+    patch = Patch("encoder.blocks.0.hook_resid_post", value=value)
+    with model.caching("encoder.blocks.0.hook_resid_post") as cache, model.intervene(patch):
         run(model, inputs)
     assert torch.equal(cache["encoder.blocks.0.hook_resid_post"], value.expand(2, N_SHORT, D))
 
@@ -240,7 +241,8 @@ def test_patch_from_another_runs_cache(model, inputs):
 def test_replace_hook_patches_along_the_hooks_position_axis(model, inputs):
     mel, _ = inputs
     with torch.no_grad():
-        _, cache = model.run_with_cache(mel, names_filter=["encoder.hook_conv2", "encoder.blocks.0.hook_resid_pre"], short_audio=True)
+        names = ["encoder.hook_conv2", "encoder.blocks.0.hook_resid_pre"]
+        _, cache = model.run_with_cache(mel, names_filter=names, short_audio=True)
         with model.hooks(fwd=[("encoder.hook_conv2", replace_hook(torch.zeros(D, 1), positions=[3]))]):
             _, patched = model.run_with_cache(mel, names_filter="encoder.blocks.0.hook_resid_pre", short_audio=True)
     conv2 = cache["encoder.hook_conv2"]  # (batch, d, frames): positions on axis 2
@@ -254,7 +256,8 @@ def test_mean_ablation_over_positions_equals_a_supplied_mean(model, inputs):
     z = "decoder.blocks.1.cross_attn.hook_z"
     with torch.no_grad():
         _, cache = model.run_with_cache(mel, tokens, names_filter=z, short_audio=True)
-        computed = model.run_with_hooks(mel, tokens, interventions=[AblateHeads("decoder.blocks.1.cross_attn", [1], "mean")], short_audio=True)
+        ablation = AblateHeads("decoder.blocks.1.cross_attn", [1], "mean")
+        computed = model.run_with_hooks(mel, tokens, interventions=[ablation], short_audio=True)
         supplied = model.run_with_hooks(mel, tokens, short_audio=True, interventions=[
             AblateHeads("decoder.blocks.1.cross_attn", [1], "mean", mean=cache[z].mean((0, 1)))])
     assert torch.allclose(computed, supplied, atol=1e-5)
@@ -266,7 +269,8 @@ def test_steering_adds_the_scaled_vector_at_the_positions(model, inputs):
     name, vector = "encoder.blocks.0.hook_resid_post", _vector(7, D)
     with torch.no_grad():
         _, clean = model.run_with_cache(mel, names_filter=name, short_audio=True)
-        _, steered = model.run_with_cache(mel, names_filter=name, short_audio=True, interventions=[Steer(name, vector, 0.5, [1, 2])])
+        steer = Steer(name, vector, 0.5, [1, 2])
+        _, steered = model.run_with_cache(mel, names_filter=name, short_audio=True, interventions=[steer])
     difference = steered[name] - clean[name]
     assert torch.allclose(difference[:, [1, 2]], (0.5 * vector).expand(2, 2, D), atol=1e-6)
     assert difference[:, [0, 3, 4]].abs().max() == 0

@@ -122,7 +122,8 @@ def test_teacher_forcing_gives_token_batches(tiny, varied):
     assert batch.tokens.dtype == torch.long and batch.tokens.shape == (3, max(batch.token_lengths))
     for row, sequence in enumerate(sequences):
         assert batch.tokens[row, : len(sequence)].tolist() == sequence
-        assert sequence[: len(tokenizer.sot_sequence_including_notimestamps)] == list(tokenizer.sot_sequence_including_notimestamps)
+        start = list(tokenizer.sot_sequence_including_notimestamps)
+        assert sequence[: len(start)] == start
         assert set(batch.tokens[row, len(sequence):].tolist()) <= {tokenizer.eot}
     assert batch[hooks[0]].shape == (3, max(batch.token_lengths), 4 * tiny.dims.n_text_state)
     assert batch.valid(hooks[0]).shape == (sum(batch.token_lengths), 4 * tiny.dims.n_text_state)

@@ -37,7 +37,8 @@ def random_inputs(seed: int = 1, batch: int = 2, n_tokens: int = 5) -> tuple[tor
     return mel, tokens
 
 
-def decode_with_kv_cache(model: HookedWhisper, audio_features: torch.Tensor, tokens: torch.Tensor, first: int = 2) -> torch.Tensor:
+def decode_with_kv_cache(model: HookedWhisper, audio_features: torch.Tensor, tokens: torch.Tensor,
+                         first: int = 2) -> torch.Tensor:
     """Logits for `tokens` fed as openai's decoding does: the first few together, then one per step."""
     kv_cache, handles = model.install_kv_cache_hooks()
     try:

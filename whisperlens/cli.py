@@ -12,6 +12,15 @@ import sys
 
 from .errors import WhisperLensError
 
+# One module per study, each defining STUDY: `whisperlens NAME run|show` and the flags of its config.
+STUDY_MODULES = [
+    "whisperlens.studies.example",
+    "whisperlens.studies.wer",
+    "whisperlens.studies.align",
+    "whisperlens.features.study",
+    "whisperlens.features.agreement",
+]
+
 COMMAND_MODULES = [
     "whisperlens.commands.run",
     "whisperlens.commands.transcribe",
@@ -27,10 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from .study.cli import register_study
-    from .study.registry import all_studies
 
-    for study in all_studies().values():
-        register_study(subparsers, study)
+    for module_name in STUDY_MODULES:
+        register_study(subparsers, importlib.import_module(module_name).STUDY)
     for module_name in COMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)

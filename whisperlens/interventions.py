@@ -18,15 +18,21 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor
 
 from .errors import WhisperLensError
 
-if TYPE_CHECKING:
-    from .hooks import ActivationCache
+
+class CacheLike(Protocol):
+    """What a patch reads from another run: an ActivationCache (named here, not imported, because
+    hooks.py builds on this module)."""
+
+    def __contains__(self, name: str) -> bool: ...
+
+    def __getitem__(self, name: str) -> Tensor: ...
 
 Positions = Sequence[int] | slice | None
 _KINDS: dict[str, type[Intervention]] = {}
@@ -61,7 +67,8 @@ class Intervention:
 
 def intervention_from_dict(data: Mapping) -> Intervention:
     if not isinstance(data, Mapping) or "kind" not in data:
-        raise WhisperLensError(f"an intervention is a dict with a 'kind' (one of {', '.join(_KINDS)}), not a {type(data).__name__}")
+        raise WhisperLensError(f"an intervention is a dict with a 'kind' (one of {', '.join(_KINDS)}), "
+                               f"not a {type(data).__name__}")
     cls = _KINDS.get(data["kind"])
     if cls is None:
         raise WhisperLensError(f"unknown intervention kind {data['kind']!r}; known kinds: {', '.join(_KINDS)}")
@@ -112,7 +119,8 @@ class AttentionMask(Intervention):
             raise WhisperLensError(f"attention_mask: half_width must be >= 0, not {self.half_width}")
         modules = self._modules(model)
         _check_indices(self.heads, modules[0].n_head, "attention_mask: head", "heads")
-        if self.mask is not None and not (self.mask.dim() == 2 or (self.mask.dim() == 3 and self.mask.shape[0] in (1, modules[0].n_head))):
+        per_head = self.mask is not None and self.mask.dim() == 3 and self.mask.shape[0] in (1, modules[0].n_head)
+        if self.mask is not None and not (self.mask.dim() == 2 or per_head):
             raise WhisperLensError(f"attention_mask: a mask is [query, key] or [head, query, key], not {tuple(self.mask.shape)}")
 
     def _modules(self, model) -> list:
@@ -184,7 +192,8 @@ class AblateHeads(Intervention):
     def check(self, model) -> None:
         hook = model.hook_dict.get(f"{self.attention}.hook_z")
         if hook is None:
-            raise WhisperLensError(f"ablate_heads: no attention module {self.attention!r} (e.g. encoder.blocks.0.attn, decoder.blocks.0.cross_attn)")
+            raise WhisperLensError(f"ablate_heads: no attention module {self.attention!r} "
+                                   "(e.g. encoder.blocks.0.attn, decoder.blocks.0.cross_attn)")
         n_head = model.get_submodule(self.attention).n_head
         _check_indices(self.heads, n_head, f"ablate_heads: {self.attention} head", "heads")
         if self.method not in ("zero", "mean"):
@@ -225,7 +234,7 @@ class Patch(Intervention):
     hook: str = ""
     value: Tensor | None = field(default=None, metadata={"tensor": True})
     positions: Positions = field(default=None, metadata={"positions": True})
-    source: ActivationCache | None = None
+    source: CacheLike | None = None
 
     def __post_init__(self):
         self.positions = _positions(self.positions)
@@ -341,7 +350,8 @@ def _mask_rows(mask: Tensor, queries: range, n_keys: int) -> Tensor:
     """The rows of a [(head,) query, key] mask for these query positions, cut to the keys present."""
     if mask.shape[-1] < n_keys or (mask.shape[-2] > 1 and mask.shape[-2] < queries.stop):
         raise WhisperLensError(
-            f"the attention mask is {tuple(mask.shape[-2:])} [query, key]; this call has queries up to {queries.stop - 1} and {n_keys} keys"
+            f"the attention mask is {tuple(mask.shape[-2:])} [query, key]; "
+            f"this call has queries up to {queries.stop - 1} and {n_keys} keys"
         )
     rows = mask if mask.shape[-2] == 1 else mask[..., queries.start : queries.stop, :]
     return rows[..., :n_keys]
@@ -381,7 +391,8 @@ def _to_json(value, where: str):
         return {"start": value.start, "stop": value.stop, "step": value.step}
     if isinstance(value, Tensor):
         if not value.isfinite().all():
-            raise WhisperLensError(f"{where}: a tensor with infinite values cannot be written as JSON; use half_width, or -1e9 for -inf")
+            raise WhisperLensError(f"{where}: a tensor with infinite values cannot be written as JSON; "
+                                   "use half_width, or -1e9 for -inf")
         return value.tolist()
     raise WhisperLensError(f"{where}: a {type(value).__name__} cannot be written as data; pass a tensor instead")
 

@@ -7,11 +7,11 @@ from .blocks import Audio, Block, Code, Figure, Link, Table, Text, blocks_as_tex
 from .config import CorpusStudyConfig, ModelSpec, ModelStudyConfig, StudyConfig, config_from_dict, config_to_dict
 from .context import Checkpoint, StudyContext
 from .figures import new_figure, save_figure
-from .registry import Study, all_studies
+from .registry import Study
 from .result import Result
 
 __all__ = [
     "Audio", "Block", "Code", "Figure", "Link", "Table", "Text", "blocks_as_text",
     "CorpusStudyConfig", "ModelSpec", "ModelStudyConfig", "StudyConfig", "config_from_dict", "config_to_dict",
-    "Checkpoint", "StudyContext", "new_figure", "save_figure", "Study", "all_studies", "Result",
+    "Checkpoint", "StudyContext", "new_figure", "save_figure", "Study", "Result",
 ]
