@@ -27,6 +27,8 @@ class _Clips(Protocol):  # a Corpus, or any list-like of clips with ids
 
 @dataclass(frozen=True)
 class CorpusSelection:
+    """Which clips of a corpus a study uses; `open()` reads them, `key()` fingerprints them."""
+
     path: str | None = None  # None: the default corpus
     sets: tuple[str, ...] = ("english",)  # empty: every clip; a lone name is read as one set
     clips: int | None = None  # keep the first N clips left after the other filters
