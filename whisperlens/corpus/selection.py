@@ -29,7 +29,7 @@ class _Clips(Protocol):  # a Corpus, or any list-like of clips with ids
 
 @dataclass(frozen=True)
 class CorpusSelection:
-    """Which clips of which corpus."""
+    """Which clips of a corpus a study uses; `open()` reads them, `key()` fingerprints them."""
 
     path: str | None = simple_parsing.field(default=None, alias=["--corpus"])  # corpus folder (default: the default corpus)
     sets: tuple[str, ...] = ("english",)  # empty: every clip; a lone name is read as one set
