@@ -4,21 +4,26 @@ from .errors import WhisperLensError
 
 __version__ = "0.1.0"
 
-__all__ = ["WhisperLensError", "load_model", "HookedWhisper", "ActivationCache"]
+# Lazy: `import whisperlens` stays fast for the CLI's error paths and for the corpus builder.
+_EXPORTS = {
+    "load_model": "models.loading",
+    "HookedWhisper": "hooked",
+    "ActivationCache": "hooks",
+    "ActivationStream": "stream",
+    "CorpusSelection": "corpus.selection",
+    "AttentionMask": "interventions",
+    "SkipLayers": "interventions",
+    "AblateHeads": "interventions",
+    "Patch": "interventions",
+    "Steer": "interventions",
+}
+
+__all__ = ["WhisperLensError", *_EXPORTS]
 
 
 def __getattr__(name):
-    # Lazy: `import whisperlens` stays fast for the CLI's error paths and for the corpus builder.
-    if name == "load_model":
-        from .models.loading import load_model
+    if name in _EXPORTS:
+        import importlib
 
-        return load_model
-    if name == "HookedWhisper":
-        from .hooked import HookedWhisper
-
-        return HookedWhisper
-    if name == "ActivationCache":
-        from .hooks import ActivationCache
-
-        return ActivationCache
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(name)
