@@ -4,6 +4,7 @@ synthesized with the corpus builder."""
 from __future__ import annotations
 
 import json
+from html.parser import HTMLParser
 
 import numpy as np
 import pytest
@@ -250,14 +251,38 @@ def test_store_show_and_export(store, corpus, capsys):
 
     index = export_html(store, corpus, top=2, sites=["encoder.blocks.2.mlp.hook_post", "decoder.blocks.1.mlp.hook_post"],
                         progress=False)
-    page = (index.parent / "encoder.blocks.2.mlp.hook_post.html").read_text()
-    assert page.count("<tr id=") == 1536
-    import re
-
-    for reference in re.findall(r"src='([^']+)'", page):
+    page = PageMarkup.of(index.parent / "encoder.blocks.2.mlp.hook_post.html")
+    assert sorted(page.rows) == sorted(f"f{f}" for f in range(1536))
+    # top=2: two features carry pre-rendered windows, band samples and a spectrogram.
+    assert sum(source.endswith(".png") for source in page.sources) == 2 and len(page.sources) > 2
+    for reference in page.sources:
         assert (index.parent / reference).exists(), reference
-    clips = {int(c) for c in re.findall(r"play\((\d+),", page)}
-    assert all((index.parent / "clips" / f"{clip}.mp3").exists() for clip in clips)
+    assert page.clips and all((index.parent / "clips" / f"{clip}.mp3").exists() for clip in page.clips)
+    decoder_page = PageMarkup.of(index.parent / "decoder.blocks.1.mlp.hook_post.html")
+    assert sorted(decoder_page.rows) == sorted(f"f{f}" for f in range(1536)) and not decoder_page.clips
+
+
+class PageMarkup(HTMLParser):
+    """What a listening page refers to: its feature rows' ids, every src, every clip a button plays."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self.sources, self.clips = [], [], set()
+
+    @classmethod
+    def of(cls, path):
+        parser = cls()
+        parser.feed(path.read_text())
+        return parser
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr" and "id" in attrs:
+            self.rows.append(attrs["id"])
+        if "src" in attrs:
+            self.sources.append(attrs["src"])
+        if "data-clip" in attrs:
+            self.clips.add(int(attrs["data-clip"]))
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -3,19 +3,27 @@
 Every feature can be heard: the page plays its top examples from shared per-clip audio
 files, seeking to the example and shaping the element's volume with the same gain envelope
 as listening.py (volume automation rather than Web Audio, which a file:// page may not apply
-to local media). The `top` most interpretable features of a page also get pre-rendered plain
-and amplified windows, band samples and a spectrogram with the activation trace.
+to local media; from a server without range requests, where media cannot seek, the player
+fetches the clip whole first). The `top` most interpretable features of a page also get
+pre-rendered plain and amplified windows, band samples and a spectrogram with the activation
+trace.
+
+The pages go through the one renderer (`study/render.py`): this module gathers each row's
+text and paths, and the templates `features_index.html.j2` and `features_site.html.j2` (with
+the shared style sheet of `base.html.j2` and the page's one static player script) make them
+HTML, escaped by jinja2.
 """
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
 import numpy as np
 
+from ..audio import SAMPLE_RATE, SAMPLES_PER_ENCODER_FRAME
 from ..stream import ActivationStream
+from ..study.render import write_page
 from .harvest import PHONES, model_for_mode, stream_mode
 from .listening import (
     DEFAULT_LISTENING,
@@ -29,31 +37,6 @@ from .store import FeatureStore, basis_for_site, site_filename
 
 EXAMPLES_SHOWN = 5
 BAND_SAMPLES_RENDERED = 5
-
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:1.5em;font-size:14px}
-table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:4px 6px;vertical-align:top;text-align:left}
-.poly{color:#b35900}.sel{color:#1a7f37;font-weight:600}.dim{color:#777}img{max-width:100%}
-button{font-size:11px;margin:1px;padding:1px 4px}audio{height:28px;width:170px}
-"""
-
-_PLAYER = """
-<script>
-const FRAME = 0.02, HALF = %(half)s, FLOOR = %(floor)s, BUMP = %(bump)s;
-function play(clip, pos, amplified) {
-  const a = new Audio('clips/' + clip + '.%(ext)s');
-  const centre = (pos + 0.5) * FRAME, start = Math.max(0, centre - HALF);
-  a.addEventListener('loadedmetadata', () => {
-    a.currentTime = start; a.volume = amplified ? FLOOR : 1; a.play();
-    const timer = setInterval(() => {
-      const t = a.currentTime;
-      if (t >= centre + HALF || a.ended) { a.pause(); clearInterval(timer); return; }
-      if (amplified) { const d = (t - centre) / BUMP; a.volume = FLOOR + (1 - FLOOR) * Math.exp(-0.5 * d * d); }
-    }, 10);
-  });
-}
-</script>
-"""
 
 
 def export_html(store: FeatureStore, corpus, top: int = 24, sites: list[str] | None = None, progress: bool = True,
@@ -87,21 +70,16 @@ def export_html(store: FeatureStore, corpus, top: int = 24, sites: list[str] | N
             for f in order:
                 needed_clips.update(int(c) for c in stats.top_clips[f, :EXAMPLES_SHOWN] if c >= 0)
         page = out / f"{site_filename(site)}.html"
-        page.write_text(_page(store, site, info, labels, stats, order, rendered, clip_ids, summaries, config, decoder))
-        pages.append((site, page.name))
+        write_page(page, "features_site.html.j2",
+                   **_site_page(store, site, info, labels, stats, order, rendered, clip_ids, summaries, config, decoder))
+        pages.append({"site": site, "href": page.name, "selective": _summary_cell(summaries.get(site))})
     for clip in tqdm(sorted(needed_clips), desc="clip audio", disable=not progress):
         path = out / "clips" / f"{clip}.{config.audio_format}"
         if not path.exists():
             write_audio(path, corpus[clip].audio, config.audio_format)
-    index = out / "index.html"
-    rows = "".join(
-        f"<tr><td><a href='{name}'>{html.escape(site)}</a></td><td>{_summary_cell(summaries.get(site))}</td></tr>"
-        for site, name in pages)
-    index.write_text(f"<!doctype html><meta charset=utf-8><title>whisperlens features</title><style>{_STYLE}</style>"
-                     f"<h1>Features of {html.escape(store.manifest['model'])} ({html.escape(store.manifest['mode'])} mode)</h1>"
-                     f"<p>Corpus: {html.escape(str(store.manifest.get('corpus')))}, {len(clip_ids)} clips.</p>"
-                     f"<table><tr><th>site</th><th>phone-selective features</th></tr>{rows}</table>")
-    return index
+    return write_page(out / "index.html", "features_index.html.j2", title="whisperlens features",
+                      model=store.manifest["model"], mode=store.manifest["mode"], corpus=str(store.manifest.get("corpus")),
+                      n_clips=len(clip_ids), pages=pages)
 
 
 def _worth_rendering(info: dict) -> bool:
@@ -178,60 +156,43 @@ def _render_top(store, site, stats, features, corpus, model, out: Path, config: 
     return rendered
 
 
-def _page(store, site, info, labels, stats, order, rendered, clip_ids, summaries, config, decoder) -> str:
+def _site_page(store, site, info, labels, stats, order, rendered, clip_ids, summaries, config, decoder) -> dict:
+    """What features_site.html.j2 shows of a site: its description, its baseline and a row per feature."""
     summary = summaries.get(site)
     baseline = next((s for s in summaries.values() if s["hook"] == info["hook"] and s["kind"] == "random"), None)
-    head = (f"<!doctype html><meta charset=utf-8><title>{html.escape(site)}</title><style>{_STYLE}</style>"
-            + _PLAYER % {"half": config.half_window, "floor": config.floor_gain, "bump": config.bump_seconds,
-                         "ext": config.audio_format}
-            + f"<p><a href='index.html'>all sites</a></p><h1>{html.escape(site)}</h1>"
-            f"<p>{info['n_features']} features ({info['kind']}) at {html.escape(info['hook'])}, "
-            f"{store.manifest['model']}, {store.manifest['mode']} mode. Ordered by top-k top-phone share.</p>")
-    if summary:
-        head += f"<p>Phone-selective: {_summary_cell(summary)}"
-        if baseline and baseline["site"] != site:
-            head += f"; random directions at the same hook: {_summary_cell(baseline)}"
-        head += "</p>"
-    rows = []
-    for f in order:
-        label = labels[f]
-        rows.append(_token_row(site, f, label) if decoder else _phone_row(site, f, label, stats, rendered.get(f), clip_ids))
-    header = ("<tr><th>feature</th><th>label</th><th>bands (top-down)</th><th>listen</th></tr>" if not decoder
-              else "<tr><th>feature</th><th>top token</th><th>contexts</th></tr>")
-    return head + f"<table>{header}{''.join(rows)}</table>"
+    if decoder:
+        rows = [_token_row(site, f, labels[f]) for f in order]
+    else:
+        rows = [_phone_row(site, f, labels[f], stats, rendered.get(f), clip_ids) for f in order]
+    return {
+        "title": site, "site": site, "n_features": info["n_features"], "kind": info["kind"], "hook": info["hook"],
+        "model": store.manifest["model"], "mode": store.manifest["mode"], "decoder": decoder, "rows": rows,
+        "selective": _summary_cell(summary) if summary else "",
+        "baseline": _summary_cell(baseline) if summary and baseline and baseline["site"] != site else "",
+        # The player script reads these from the table: the clips' files and listening.py's envelope.
+        "player": {"frame": SAMPLES_PER_ENCODER_FRAME / SAMPLE_RATE, "half": config.half_window,
+                   "floor": config.floor_gain, "bump": config.bump_seconds, "ext": config.audio_format},
+    }
 
 
-def _phone_row(site, f, label, stats, rendered, clip_ids) -> str:
-    css = "sel" if label["selective"] else ""
-    top3 = ", ".join(f"{p} {s:.0%}" for p, s in label["top3"])
-    flags = " <span class=poly>polyphonetic</span>" if label["polyphonetic"] else ""
-    precision = ", ".join(f"{p} {v:.0%}/{label['recall'][p]:.0%}" for p, v in list(label["precision"].items())[:3])
-    text = (f"<span class='{css}'>{html.escape(str(label['top_phone']))} {label['top_share']:.0%}</span>{flags}"
-            f"<br><span class=dim>top-k: {top3}<br>precision/recall: {precision}<br>"
-            f"max {label['max_value']:.2f}, fires on {label['firing_rate']:.1%} of frames</span>")
-    bands = " ".join(f"{b['phone']}&nbsp;{b['share']:.0%}<span class=dim>({b['frames']})</span>" for b in label["bands"][:6])
-    buttons = []
+def _phone_row(site, f, label, stats, rendered, clip_ids) -> dict:
+    plays = []
     for rank in range(min(EXAMPLES_SHOWN, stats.top_clips.shape[1])):
         clip, position = int(stats.top_clips[f, rank]), int(stats.top_positions[f, rank])
         if clip >= 0:
-            title = html.escape(f"{clip_ids[clip]} frame {position} value {stats.top_values[f, rank]:.2f}")
-            buttons.append(f"<button title='{title}' onclick='play({clip},{position},true)'>#{rank + 1}</button>"
-                           f"<button title='plain' onclick='play({clip},{position},false)'>plain</button>")
-    listen = "<div>" + " ".join(buttons) + "</div>"
-    if rendered:
-        for example in rendered["examples"]:
-            listen += (f"<div>{html.escape(example['label'])} <i>{html.escape(example['text'])}</i><br>"
-                       f"<audio controls preload=none src='{example['amp']}'></audio> amplified "
-                       f"<audio controls preload=none src='{example['plain']}'></audio> plain</div>")
-        if rendered["bands"]:
-            listen += "<div>band samples: " + " ".join(
-                f"{html.escape(b['label'])} <audio controls preload=none src='{b['amp']}'></audio>" for b in rendered["bands"]) + "</div>"
-        if rendered["image"]:
-            listen += f"<img loading=lazy src='{rendered['image']}'>"
-    return f"<tr id='f{f}'><td>{html.escape(site)}:{f}</td><td>{text}</td><td>{bands}</td><td>{listen}</td></tr>"
+            plays.append({"rank": rank + 1, "clip": clip, "position": position,
+                          "title": f"{clip_ids[clip]} frame {position} value {stats.top_values[f, rank]:.2f}"})
+    return {
+        "id": f, "name": f"{site}:{f}", "selective": label["selective"], "polyphonetic": label["polyphonetic"],
+        "top": f"{label['top_phone']} {label['top_share']:.0%}",
+        "top3": ", ".join(f"{p} {s:.0%}" for p, s in label["top3"]),
+        "precision": ", ".join(f"{p} {v:.0%}/{label['recall'][p]:.0%}" for p, v in list(label["precision"].items())[:3]),
+        "activity": f"max {label['max_value']:.2f}, fires on {label['firing_rate']:.1%} of frames",
+        "bands": [{"phone": b["phone"], "share": f"{b['share']:.0%}", "frames": b["frames"]} for b in label["bands"][:6]],
+        "plays": plays, "rendered": rendered,
+    }
 
 
-def _token_row(site, f, label) -> str:
-    contexts = "<br>".join(html.escape(c) for c in label["contexts"][:5])
-    return (f"<tr id='f{f}'><td>{html.escape(site)}:{f}</td><td>{html.escape(repr(label['top_token']))} "
-            f"{label['top_share']:.0%}<br><span class=dim>max {label['max_value']:.2f}</span></td><td>{contexts}</td></tr>")
+def _token_row(site, f, label) -> dict:
+    return {"id": f, "name": f"{site}:{f}", "token": repr(label["top_token"]), "share": f"{label['top_share']:.0%}",
+            "max": f"{label['max_value']:.2f}", "contexts": label["contexts"][:5]}
