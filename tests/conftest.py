@@ -12,6 +12,11 @@ import torch
 
 import whisperlens
 from whisperlens.audio import load_audio
+from whisperlens.corpus import Corpus, CorpusConfig, build_corpus
+from whisperlens.corpus.selection import CorpusSelection
+from whisperlens.features.build import label_store
+from whisperlens.features.harvest import HarvestConfig, harvest
+from whisperlens.features.store import FeatureStore
 from whisperlens.models.loading import load_checkpoint
 
 SENTENCES = {
@@ -51,3 +56,34 @@ def tiny():
 @pytest.fixture(scope="session")
 def tiny_checkpoint():
     return load_checkpoint("tiny.en")
+
+
+# ---- a small store of tiny.en features, shared by the features and listening-page tests ------
+
+HOOKS = ("encoder.blocks.2.mlp.hook_post", "encoder.blocks.3.hook_resid_post", "decoder.blocks.1.mlp.hook_post")
+
+
+def small_config(**overrides) -> HarvestConfig:
+    settings = dict(hooks=HOOKS, bases=("neurons", "random"), random_features=64, mode="short", batch_size=7, top_k=6)
+    return HarvestConfig(**{**settings, **overrides})
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Corpus:
+    root = tmp_path_factory.mktemp("corpus")
+    build_corpus(CorpusConfig(out=root, clips=30, sets=("english",), workers=1), progress=False)
+    return Corpus.open(root)
+
+
+@pytest.fixture(scope="session")
+def harvested(corpus, tiny):
+    return harvest(corpus, small_config(), progress=False, model=tiny)
+
+
+@pytest.fixture(scope="session")
+def store(harvested, corpus, tiny, tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    selection = CorpusSelection(path=str(corpus.root), sets=())
+    saved = FeatureStore.save(harvested, root, str(corpus.root), extra={"corpus_selection": selection.to_dict()})
+    label_store(saved, tiny)
+    return saved

@@ -10,16 +10,12 @@ import numpy as np
 import pytest
 
 from whisperlens.cli import main
-from whisperlens.corpus import Corpus, CorpusConfig, build_corpus
-from whisperlens.corpus.selection import CorpusSelection
 from whisperlens.features.bases import NeuronBasis, RandomBasis
-from whisperlens.features.build import label_store
 from whisperlens.features.harvest import (
     PHONE_INDEX,
     PHONES,
     HarvestConfig,
     Harvester,
-    harvest,
 )
 from whisperlens.features.labels import phone_labels
 from whisperlens.features.listening import (
@@ -35,27 +31,10 @@ from whisperlens.features.stats import (
     bin_lower_edges,
     frame_priorities,
 )
-from whisperlens.features.store import FeatureStore, FrameTable
+from whisperlens.features.store import FrameTable
 from whisperlens.stream import ActivationStream
 
-HOOKS = ("encoder.blocks.2.mlp.hook_post", "encoder.blocks.3.hook_resid_post", "decoder.blocks.1.mlp.hook_post")
-
-
-@pytest.fixture(scope="session")
-def corpus(tmp_path_factory) -> Corpus:
-    root = tmp_path_factory.mktemp("corpus")
-    build_corpus(CorpusConfig(out=root, clips=30, sets=("english",), workers=1), progress=False)
-    return Corpus.open(root)
-
-
-def small_config(**overrides) -> HarvestConfig:
-    settings = dict(hooks=HOOKS, bases=("neurons", "random"), random_features=64, mode="short", batch_size=7, top_k=6)
-    return HarvestConfig(**{**settings, **overrides})
-
-
-@pytest.fixture(scope="session")
-def harvested(corpus, tiny):
-    return harvest(corpus, small_config(), progress=False, model=tiny)
+from .conftest import small_config
 
 
 def brute_force(corpus, model, config: HarvestConfig, hook: str, basis):
@@ -226,15 +205,6 @@ def test_listening_window_is_loudest_at_the_frame(tmp_path):
     trace = np.linspace(0, 1, 100)
     path = spectrogram_figure([{"audio": audio, "position": 50, "trace": trace, "caption": "x"}], "t", tmp_path / "s.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
-
-
-@pytest.fixture(scope="session")
-def store(harvested, corpus, tiny, tmp_path_factory):
-    root = tmp_path_factory.mktemp("store")
-    selection = CorpusSelection(path=str(corpus.root), sets=())
-    saved = FeatureStore.save(harvested, root, str(corpus.root), extra={"corpus_selection": selection.to_dict()})
-    label_store(saved, tiny)
-    return saved
 
 
 def test_store_show_and_export(store, corpus, capsys):

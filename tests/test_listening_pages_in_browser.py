@@ -7,7 +7,6 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from whisperlens.features.html import EXAMPLES_SHOWN, export_html
 
 from .browser import broken_images, browser_page, serve
-from .test_features import corpus, harvested, store  # noqa: F401  (session fixtures: the store of tiny.en features)
 
 # Records, for every media element the page plays, where it started playing and where it paused.
 RECORD_PLAYS = """
@@ -25,7 +24,7 @@ SITES = ["encoder.blocks.2.mlp.hook_post", "decoder.blocks.1.mlp.hook_post"]
 TOP = 2
 
 
-def test_listening_pages_render_and_play_in_chromium(store, corpus, tmp_path):  # noqa: F811
+def test_listening_pages_render_and_play_in_chromium(store, corpus, tmp_path):
     index = export_html(store, corpus, top=TOP, sites=SITES, progress=False)
     with serve(index.parent) as base, browser_page(tmp_path / "profile") as page:
         page.set_viewport_size({"width": 1400, "height": 1000})
