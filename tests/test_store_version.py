@@ -72,7 +72,7 @@ def test_corrupt_manifest_is_a_clear_error(store_root):
 
 def test_cli_reports_an_old_store_in_one_line(store_root, capsys):
     rewrite_manifest(store_root, lambda m: m.pop("format_version"))
-    code = main(["features", "show", f"{SITE}:1", "--store", str(store_root)])
+    code = main(["features", "describe", f"{SITE}:1", "--store", str(store_root)])
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("whisperlens: error: ")
