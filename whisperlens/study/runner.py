@@ -8,6 +8,7 @@ pipeline goes.
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 from .config import fingerprint
@@ -84,8 +85,10 @@ def run_pipeline(plan: list[tuple[Study, object]], out: Path | str, title: str, 
     for index, (study, config) in enumerate(plan, start=len(lead)):
         write_report(out / "index.html", title, sections)
         print(f"== {study.title}")
+        started = time.perf_counter()
         result, ran = run_study(study, config, out / study.name, context, force)
-        print(f"   {'done' if ran else 'up to date (same fingerprint), skipped'}: {result.folder}")
+        seconds = time.perf_counter() - started
+        print(f"   {study.name}: {f'done in {seconds:.0f} s' if ran else 'up to date (same fingerprint), skipped'}: {result.folder}")
         sections[index] = ReportSection(study.name, study.title, result.views(), result.folder, command_line(study, config))
         results.append(result)
     write_report(out / "index.html", title, sections)
