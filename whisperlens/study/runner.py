@@ -88,7 +88,8 @@ def run_pipeline(plan: list[tuple[Study, object]], out: Path | str, title: str, 
         started = time.perf_counter()
         result, ran = run_study(study, config, out / study.name, context, force)
         seconds = time.perf_counter() - started
-        print(f"   {study.name}: {f'done in {seconds:.0f} s' if ran else 'up to date (same fingerprint), skipped'}: {result.folder}")
+        outcome = f"done in {seconds:.0f} s" if ran else "up to date (same fingerprint), skipped"
+        print(f"   {study.name}: {outcome}: {result.folder}")
         sections[index] = ReportSection(study.name, study.title, result.views(), result.folder, command_line(study, config))
         results.append(result)
     write_report(out / "index.html", title, sections)
