@@ -91,19 +91,6 @@ def label_store(store: FeatureStore, model=None) -> list[SiteSummary]:
     return summaries
 
 
-def site_summaries(store: FeatureStore) -> list[SiteSummary]:
-    """Per-site summaries recomputed from the saved labels."""
-    from .labels import PhoneLabel
-
-    summaries = []
-    for site in store.sites:
-        info = store.site_info(site)
-        if not info["hook"].startswith("decoder."):
-            labels = [PhoneLabel(**label) for label in store.labels(site)]
-            summaries.append(summarize(site, info["kind"], info["hook"], labels))
-    return summaries
-
-
 def sae_dir(out: Path, hook: str) -> Path:
     return Path(out) / "saes" / site_filename(hook)
 

@@ -16,7 +16,7 @@ HTML, escaped by jinja2.
 
 from __future__ import annotations
 
-import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from ..audio import SAMPLE_RATE, SAMPLES_PER_ENCODER_FRAME
 from ..stream import ActivationStream
 from ..study.render import write_page
 from .harvest import PHONES, model_for_mode, stream_mode
+from .labels import site_summaries
 from .listening import (
     DEFAULT_LISTENING,
     ListeningConfig,
@@ -89,10 +90,7 @@ def _worth_rendering(info: dict) -> bool:
 
 
 def _summaries(store: FeatureStore) -> dict[str, dict]:
-    path = store.root / "summary.json"
-    if not path.exists():
-        return {}
-    return {s["site"]: s for s in json.loads(path.read_text())["sites"]}
+    return {s.site: asdict(s) | {"selective_share": s.selective_share} for s in site_summaries(store)}
 
 
 def _summary_cell(summary: dict | None) -> str:

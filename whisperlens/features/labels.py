@@ -27,7 +27,7 @@ import numpy as np
 from ..storage import atomic_path
 from .harvest import PHONES
 from .stats import SiteStats, band_lower_edges, band_of
-from .store import labels_path
+from .store import FeatureStore, labels_path
 
 SELECTIVE_SHARE = 0.5
 TOP3_SHARE = 0.75
@@ -170,3 +170,13 @@ def summary_table(summaries: list[SiteSummary]) -> str:
                      f"{s.selective_share:.1%} | {s.silence} | {s.polyphonetic} |")
     return "\n".join(lines)
 
+
+def site_summaries(store: FeatureStore) -> list[SiteSummary]:
+    """Per-site summaries of the encoder sites, recomputed from the labels saved in `store`."""
+    summaries = []
+    for site in store.sites:
+        info = store.site_info(site)
+        if not info["hook"].startswith("decoder."):
+            labels = [PhoneLabel(**label) for label in store.labels(site)]
+            summaries.append(summarize(site, info["kind"], info["hook"], labels))
+    return summaries

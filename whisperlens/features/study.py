@@ -125,8 +125,7 @@ def run_seeds(args) -> int:
 
 
 def run_summary(args) -> int:
-    from .build import site_summaries
-    from .labels import summary_table
+    from .labels import site_summaries, summary_table
 
     print(summary_table(site_summaries(_store(args.store))))
     return 0
