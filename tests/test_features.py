@@ -221,6 +221,9 @@ def test_store_show_and_export(store, corpus, capsys):
 
     index = export_html(store, corpus, top=2, sites=["encoder.blocks.2.mlp.hook_post", "decoder.blocks.1.mlp.hook_post"],
                         progress=False)
+    # The index gives each encoder site's phone-selective share, read from the saved labels.
+    selective = sum(label["selective"] for label in store.labels("encoder.blocks.2.mlp.hook_post"))
+    assert f"{selective}/1536 (" in index.read_text()
     page = PageMarkup.of(index.parent / "encoder.blocks.2.mlp.hook_post.html")
     assert sorted(page.rows) == sorted(f"f{f}" for f in range(1536))
     # top=2: two features carry pre-rendered windows, band samples and a spectrogram.
