@@ -20,12 +20,12 @@ from whisper.model import ModelDimensions, Whisper
 
 import whisperlens
 from whisperlens.audio import SAMPLE_RATE, load_audio, log_mel
-from whisperlens.commands.run import example_audio_path
 from whisperlens.models.loading import (
     BUNDLED_MODELS,
     load_checkpoint,
     write_ct2_directory,
 )
+from whisperlens.studies.example import bundled_example
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.manual_seed(0)
-    audio = load_audio(example_audio_path())
+    audio = load_audio(bundled_example())
     checkpoint = load_checkpoint(args.model)
     plain = Whisper(ModelDimensions(**checkpoint["dims"]))
     plain.load_state_dict(checkpoint["model_state_dict"])
