@@ -19,7 +19,9 @@ def control_labels(acoustics: np.ndarray, labels: np.ndarray, n_clusters: int, s
     the activations encode of the task beyond that.
 
     Clusters get labels in proportion to the task's label frequencies (dealt, then shuffled), so
-    the control task has the real task's classes in about the same shares.
+    the control task has the real task's classes in about the same shares. There must be several
+    clusters per class: k-means cells are convex, so with one cluster per label the control task
+    would be linearly separable in the log-mel itself, and no test of memorisation.
     """
     from sklearn.cluster import KMeans
 

@@ -133,7 +133,8 @@ def _overview(summary: dict, config) -> str:
             f"{summary['padded_clips']} clips shared a batch with a longer clip. Clip tasks mean-pool each clip's valid "
             f"positions; frame tasks use a seeded sample of at most {config.frames_per_class} frames per label "
             f"({summary['frames_sampled']} frames). Each of {config.folds} folds holds out whole voices or utterances. "
-            f"Control tasks (Hewitt & Liang) give each of {config.control_clusters} k-means clusters of the log-mel a "
-            "random label of the task's; selectivity is accuracy minus control accuracy. Sites: conv is the "
+            "Control tasks (Hewitt & Liang) cluster the examples' log-mel by k-means "
+            f"({config.control_clusters_per_class} clusters per class) and give each cluster a random label of the task's; "
+            "selectivity is accuracy minus control accuracy. Sites: conv is the "
             "convolutions' output, embed adds the positional embedding (layer 0's input), layer N is block N's "
             "residual output.")

@@ -35,7 +35,7 @@ class ProbesConfig(CorpusStudyConfig):
     tasks: tuple[str, ...] = TASK_NAMES  # tasks to probe, from: language speech voice engine speech_frames phone
     frames_per_class: int = 200  # frames sampled per frame label (each phone, SIL, non-speech)
     folds: int = 3  # cross-validation folds, each holding out whole voices (or utterances)
-    control_clusters: int = 32  # acoustic clusters given random labels, for each control task
+    control_clusters_per_class: int = 8  # k-means clusters of the log-mel per class, each given a random label (control task)
     regularization: float = 1.0  # C of the logistic regression (inverse L2 strength)
     random_model: bool = True  # also probe a Whisper of the same size with random weights
     batch_size: int = 32  # clips per forward pass
@@ -44,12 +44,14 @@ class ProbesConfig(CorpusStudyConfig):
         super().validate()
         unknown = [name for name in self.tasks if name not in TASKS]
         if unknown or not self.tasks:
-            raise WhisperLensError(f"--tasks: unknown task {unknown[0]!r}" if unknown else "--tasks: name at least one task"
-                                   f" (known: {' '.join(TASK_NAMES)})")
-        for flag, value, least in [("--frames-per-class", self.frames_per_class, 2), ("--folds", self.folds, 2),
-                                   ("--control-clusters", self.control_clusters, 2), ("--batch-size", self.batch_size, 1)]:
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise WhisperLensError(f"{flag} must be a whole number of at least {least}, got {value!r}")
+            problem = f"unknown task {unknown[0]!r}" if unknown else "name at least one task"
+            raise WhisperLensError(f"--tasks: {problem} (known: {' '.join(TASK_NAMES)})")
+        least = {"--frames-per-class": (self.frames_per_class, 2), "--folds": (self.folds, 2),
+                 "--control-clusters-per-class": (self.control_clusters_per_class, 1),
+                 "--batch-size": (self.batch_size, 1)}
+        for flag, (value, minimum) in least.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise WhisperLensError(f"{flag} must be a whole number of at least {minimum}, got {value!r}")
         if not self.regularization > 0:
             raise WhisperLensError(f"--regularization must be positive, got {self.regularization!r}")
 
@@ -112,7 +114,7 @@ def _probe_task(examples, collected: dict, config: ProbesConfig, context) -> tup
     assert not shared_groups(examples.groups, folds)
     reference = collected["trained"]
     acoustics = reference.pooled_mel[examples.rows] if task.unit == "clip" else reference.frames["mel"][examples.rows]
-    control = control_labels(acoustics, labels, config.control_clusters, config.seed)
+    control = control_labels(acoustics, labels, config.control_clusters_per_class * len(examples.classes), config.seed)
     majority = majority_score(labels, folds)
     entry = {"name": task.name, "unit": task.unit, "holds_out": task.holds_out, "why": task.why,
              "classes": examples.classes, "examples": len(labels), "groups": len(set(examples.groups.tolist())),
