@@ -4,7 +4,7 @@ control tasks, a random-weights Whisper and the majority class.
 
     whisperlens probes run                                  # tiny.en, 40 clips per voice
     whisperlens probes run --model base --out runs/probes-base
-    whisperlens probes run --tasks speech phone --frames-per-class 100 --no-random-model
+    whisperlens probes run --tasks speech phone --frames-per-class 100 --random-model false
 """
 
 from __future__ import annotations
