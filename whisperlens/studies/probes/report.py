@@ -107,6 +107,14 @@ def views(summary: dict, config, arrays: dict) -> list:
                              "error bars: standard deviation over folds."),
               Figure("selectivity.png", "Selectivity (accuracy minus control-task accuracy) per site for each task",
                      numbers=selectivity_table)]
+    language = _task(summary, "language")
+    if language is not None and "whisper_detect_language" in language:
+        detected = language["whisper_detect_language"]
+        best = max(language["trained"]["accuracy"])
+        blocks.append(Text(f"Whisper's own detect_language on the {detected['clips']} clips of the language task: "
+                           f"{detected['accuracy_among_classes']:.1%} correct when its choice is restricted to "
+                           f"{', '.join(language['classes'])}, {detected['accuracy_all_languages']:.1%} over all its "
+                           f"languages; the best probe, on held-out utterances: {best:.1%}."))
     phone = _task(summary, "phone")
     if phone is not None:
         matrix = arrays["phone/confusion"]

@@ -20,6 +20,7 @@ from . import report
 from .collect import collect
 from .controls import control_labels, random_whisper
 from .fit import confusion, majority_score, probe_score
+from .language_id import detect_languages
 from .splits import group_folds, shared_groups
 from .tasks import FRAME_SETS, TASK_NAMES, TASKS, check_frame_task, clip_examples, frame_examples
 
@@ -96,6 +97,10 @@ def run(config: ProbesConfig, context) -> ProbesResult:
         examples[task.name] = frame_examples(task, reference.frames["label"], frame_clip_list, config.folds, config.seed)
 
     results = [_probe_task(examples[task.name], collected, config, context) for task in tasks]
+    if model.is_multilingual and "language" in examples:  # an English-only model has no language tokens
+        entry = next(entry for entry, _ in results if entry["name"] == "language")
+        language_clips = [stream_clips[row] for row in examples["language"].rows.tolist()]
+        entry["whisper_detect_language"] = detect_languages(model, language_clips, entry["classes"], context.progress)
     summary = {"model": config.model.model, "sites": reference.sites, "clips": len(indices),
                "positions_per_clip": reference.positions, "padded_clips": reference.padded_clips,
                "frames_sampled": len(reference.frames.get("key", ())),
