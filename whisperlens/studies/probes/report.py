@@ -50,8 +50,8 @@ def _accuracy_figure(summary: dict, folder: Path) -> None:
     for panel in panels[len(tasks):]:
         panel.set_visible(False)
     panels[0].set_ylabel("held-out accuracy")
-    panels[0].legend(fontsize=6, loc="lower right")
     figure.tight_layout()
+    figure.legend(*panels[0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0), ncol=5, fontsize=7)
     save_figure(figure, folder, "accuracy.png")
 
 
@@ -110,11 +110,17 @@ def views(summary: dict, config, arrays: dict) -> list:
     language = _task(summary, "language")
     if language is not None and "whisper_detect_language" in language:
         detected = language["whisper_detect_language"]
-        best = max(language["trained"]["accuracy"])
-        blocks.append(Text(f"Whisper's own detect_language on the {detected['clips']} clips of the language task: "
-                           f"{detected['accuracy_among_classes']:.1%} correct when its choice is restricted to "
+        blocks.append(Text(f"Whisper's own detect_language (30 s windows) on {detected['clips']} clips of the language "
+                           f"task: {detected['accuracy_among_classes']:.1%} correct when its choice is restricted to "
                            f"{', '.join(language['classes'])}, {detected['accuracy_all_languages']:.1%} over all its "
-                           f"languages; the best probe, on held-out utterances: {best:.1%}."))
+                           f"languages; the probe at {language['best_site']}, on the same clips (each predicted by the "
+                           f"probe trained without its utterance): {detected['probe_accuracy_same_clips']:.1%}."))
+    if language is not None:
+        recall = arrays["language/trained_recall"]
+        blocks.append(Table(["site", *language["classes"]],
+                            [[site, *(round(float(value), 3) for value in recall[i])] for i, site in enumerate(summary["sites"])],
+                            caption="language probe, recall of each language per site (trained weights): "
+                                    "the seeds' is_french is the fr column"))
     phone = _task(summary, "phone")
     if phone is not None:
         matrix = arrays["phone/confusion"]

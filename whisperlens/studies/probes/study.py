@@ -40,6 +40,9 @@ class ProbesConfig(CorpusStudyConfig):
     regularization: float = 1.0  # C of the logistic regression (inverse L2 strength)
     random_model: bool = True  # also probe a Whisper of the same size with random weights
     batch_size: int = 32  # clips per forward pass
+    # clips of the language task (evenly over its languages) on which a multilingual model's own
+    # detect_language runs; it needs 30 s windows, about 2 s a clip for base on 2 cores
+    detect_language_clips: int = 40
 
     def validate(self) -> None:
         super().validate()
@@ -49,7 +52,7 @@ class ProbesConfig(CorpusStudyConfig):
             raise WhisperLensError(f"--tasks: {problem} (known: {' '.join(TASK_NAMES)})")
         least = {"--frames-per-class": (self.frames_per_class, 2), "--folds": (self.folds, 2),
                  "--control-clusters-per-class": (self.control_clusters_per_class, 1),
-                 "--batch-size": (self.batch_size, 1)}
+                 "--batch-size": (self.batch_size, 1), "--detect-language-clips": (self.detect_language_clips, 1)}
         for flag, (value, minimum) in least.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise WhisperLensError(f"{flag} must be a whole number of at least {minimum}, got {value!r}")
@@ -98,9 +101,12 @@ def run(config: ProbesConfig, context) -> ProbesResult:
 
     results = [_probe_task(examples[task.name], collected, config, context) for task in tasks]
     if model.is_multilingual and "language" in examples:  # an English-only model has no language tokens
-        entry = next(entry for entry, _ in results if entry["name"] == "language")
-        language_clips = [stream_clips[row] for row in examples["language"].rows.tolist()]
-        entry["whisper_detect_language"] = detect_languages(model, language_clips, entry["classes"], context.progress)
+        entry, task_arrays = next((entry, arrays) for entry, arrays in results if entry["name"] == "language")
+        chosen = _evenly_per_class(examples["language"].labels, config.detect_language_clips, config.seed)
+        language_clips = [stream_clips[row] for row in examples["language"].rows[chosen].tolist()]
+        detected = detect_languages(model, language_clips, entry["classes"], context.progress)
+        detected["probe_accuracy_same_clips"] = _rounded(task_arrays["best_correct"][chosen].mean())
+        entry["whisper_detect_language"] = detected
     summary = {"model": config.model.model, "sites": reference.sites, "clips": len(indices),
                "positions_per_clip": reference.positions, "padded_clips": reference.padded_clips,
                "frames_sampled": len(reference.frames.get("key", ())),
@@ -141,10 +147,23 @@ def _probe_task(examples, collected: dict, config: ProbesConfig, context) -> tup
                        "control": _rounded(control_accuracy), "selectivity": _rounded(accuracy - control_accuracy)}
         arrays[f"{kind}_accuracy"] = accuracy.astype(np.float32)
         arrays[f"{kind}_control"] = control_accuracy.astype(np.float32)
+        arrays[f"{kind}_recall"] = np.stack([np.diag(confusion(labels, score.predictions, examples.classes))
+                                             for score in real])  # (sites, classes)
     best_site = reference.sites[int(np.argmax(arrays["trained_accuracy"]))]
     entry["best_site"] = best_site
-    arrays["confusion"] = confusion(labels, scores["trained", best_site][0].predictions, examples.classes)
+    best_predictions = scores["trained", best_site][0].predictions
+    arrays["confusion"] = confusion(labels, best_predictions, examples.classes)
+    arrays["best_correct"] = (best_predictions == labels).astype(np.uint8)  # per example, at the best site
     return entry, arrays
+
+
+def _evenly_per_class(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """About count / classes examples of each class (all of a smaller class), drawn by a seeded
+    generator; sorted."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    share = max(1, count // len(classes))
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == label))[:share] for label in classes]))
 
 
 def _rounded(values):
