@@ -9,6 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 
 MAX_ITERATIONS = 500
+# scikit-learn's default is 1e-4. On tiny.en's phone frames (7,800 frames, 40 classes) 1e-3 moved
+# held-out accuracy by under 0.007 (conv 0.472 -> 0.472, layer 2 0.712 -> 0.706, their control
+# tasks 0.208 -> 0.203 and 0.087 -> 0.086) and took 2-2.5x fewer iterations, which is what keeps
+# the default study for tiny.en and base within 10 minutes on 2 cores.
+TOLERANCE = 1e-3
 
 
 @dataclass
@@ -41,7 +46,7 @@ def probe_score(features: np.ndarray, labels: np.ndarray, folds: np.ndarray, reg
         if len(np.unique(labels[train])) < 2:  # e.g. the only group of the other class is in the test fold
             predictions[test] = labels[train][0]
             continue
-        probe = make_pipeline(StandardScaler(), LogisticRegression(C=regularization, max_iter=MAX_ITERATIONS))
+        probe = make_pipeline(StandardScaler(), LogisticRegression(C=regularization, tol=TOLERANCE, max_iter=MAX_ITERATIONS))
         with warnings.catch_warnings(record=True) as caught, single_threaded():
             warnings.simplefilter("always", ConvergenceWarning)
             probe.fit(features[train], labels[train])
