@@ -41,7 +41,7 @@ class ProbesConfig(CorpusStudyConfig):
     random_model: bool = True  # also probe a Whisper of the same size with random weights
     batch_size: int = 32  # clips per forward pass
     # clips of the language task (evenly over its languages) on which a multilingual model's own
-    # detect_language runs; it needs 30 s windows, about 2 s a clip for base on 2 cores
+    # detect_language runs; it needs 30 s windows, about 1 s a clip for base on 2 cores
     detect_language_clips: int = 40
 
     def validate(self) -> None:
