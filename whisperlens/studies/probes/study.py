@@ -73,16 +73,10 @@ def run(config: ProbesConfig, context) -> ProbesResult:
     corpus = context.corpus(config.corpus)
     clips = list(corpus)
     tasks = [TASKS[name] for name in config.tasks]
-    frame_tasks = [task for task in tasks if task.unit == "frame"]
-    frame_clips = {i for i, clip in enumerate(clips) if clip.set in FRAME_SETS} if frame_tasks else set()
-    labelled = [i for i, clip in enumerate(clips)
-                if i in frame_clips or any(task.clip_label(clip) is not None for task in tasks if task.unit == "clip")]
-    # The padding leak: in short mode a batch is cut to its longest clip, and a shorter clip's
-    # frames attend to the padding after it. Ordered by length, batches hold clips of one length
-    # wherever the corpus allows (the summary counts the clips that were padded anyway).
-    indices = sorted(labelled, key=lambda i: clips[i].duration)
+    indices, frame_clips = _stream_order(clips, tasks)
     stream_clips = [clips[i] for i in indices]
     examples = {task.name: clip_examples(task, stream_clips, config.folds) for task in tasks if task.unit == "clip"}
+    frame_tasks = [task for task in tasks if task.unit == "frame"]
     for task in frame_tasks:  # missing labels fail here, before any streaming
         check_frame_task(task, [clips[i] for i in sorted(frame_clips)], config.folds)
 
@@ -102,11 +96,8 @@ def run(config: ProbesConfig, context) -> ProbesResult:
     results = [_probe_task(examples[task.name], collected, config, context) for task in tasks]
     if model.is_multilingual and "language" in examples:  # an English-only model has no language tokens
         entry, task_arrays = next((entry, arrays) for entry, arrays in results if entry["name"] == "language")
-        chosen = _evenly_per_class(examples["language"].labels, config.detect_language_clips, config.seed)
-        language_clips = [stream_clips[row] for row in examples["language"].rows[chosen].tolist()]
-        detected = detect_languages(model, language_clips, entry["classes"], context.progress)
-        detected["probe_accuracy_same_clips"] = _rounded(task_arrays["best_correct"][chosen].mean())
-        entry["whisper_detect_language"] = detected
+        entry["whisper_detect_language"] = _whisper_language_id(model, examples["language"], task_arrays, stream_clips,
+                                                                config, context)
     summary = {"model": config.model.model, "sites": reference.sites, "clips": len(indices),
                "positions_per_clip": reference.positions, "padded_clips": reference.padded_clips,
                "frames_sampled": len(reference.frames.get("key", ())),
@@ -116,6 +107,28 @@ def run(config: ProbesConfig, context) -> ProbesResult:
     folder.mkdir(parents=True, exist_ok=True)
     report.save_figures(summary, arrays, folder)
     return ProbesResult(config, summary, arrays, folder)
+
+
+def _stream_order(clips: list, tasks: list) -> tuple[list[int], set[int]]:
+    """The clips to stream (those some task uses), in stream order, and those to sample frames from."""
+    frame_clips = {i for i, clip in enumerate(clips) if clip.set in FRAME_SETS} \
+        if any(task.unit == "frame" for task in tasks) else set()
+    used = [i for i, clip in enumerate(clips)
+            if i in frame_clips or any(task.clip_label(clip) is not None for task in tasks if task.unit == "clip")]
+    # The padding leak: in short mode a batch is cut to its longest clip, and a shorter clip's
+    # frames attend to the padding after it. Ordered by length, batches hold clips of one length
+    # wherever the corpus allows (the summary counts the clips that were padded anyway).
+    return sorted(used, key=lambda i: clips[i].duration), frame_clips
+
+
+def _whisper_language_id(model, examples, task_arrays: dict, stream_clips: list, config: ProbesConfig, context) -> dict:
+    """Whisper's detect_language on a seeded, per-language subset of the language task's clips,
+    with the probe's held-out accuracy on the same clips."""
+    chosen = _evenly_per_class(examples.labels, config.detect_language_clips, config.seed)
+    language_clips = [stream_clips[row] for row in examples.rows[chosen].tolist()]
+    detected = detect_languages(model, language_clips, examples.classes, context.progress)
+    detected["probe_accuracy_same_clips"] = _rounded(task_arrays["best_correct"][chosen].mean())
+    return detected
 
 
 def _probe_task(examples, collected: dict, config: ProbesConfig, context) -> tuple[dict, dict]:
