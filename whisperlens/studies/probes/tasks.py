@@ -21,7 +21,7 @@ SPEECH = "speech"
 # The sets whose frames go into the frame sample: English speech has the phone alignments the
 # frame tasks need (multilingual clips carry only nearest-ARPAbet phones), non-speech is its foil.
 FRAME_SETS = ("english", "nonspeech")
-FRAME_LANGUAGE_ENGINE = "espeak"  # the engine every language of the corpus is spoken by
+LANGUAGE_ENGINE = "espeak"  # the engine every language of the corpus is spoken by
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def frame_sample_label(clip, phone: str | None) -> str | None:
 def _language(clip) -> str | None:
     # Only espeak-ng speaks every language of the corpus: keeping English to its voices means the
     # engine cannot tell the languages apart.
-    if clip.set in ("english", "multilingual") and clip.engine == FRAME_LANGUAGE_ENGINE and clip.language:
+    if clip.set in ("english", "multilingual") and clip.engine == LANGUAGE_ENGINE and clip.language:
         return clip.language
     return None
 
