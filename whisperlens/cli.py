@@ -19,6 +19,7 @@ STUDY_MODULES = [
     "whisperlens.studies.align",
     "whisperlens.features.study",
     "whisperlens.features.agreement",
+    "whisperlens.studies.probes",
 ]
 
 COMMAND_MODULES = [
