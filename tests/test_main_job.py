@@ -7,12 +7,13 @@ import json
 from whisperlens.cli import main
 from whisperlens.corpus import CorpusConfig, build_corpus
 
-STUDIES = ("example", "wer", "align", "features")
+STUDIES = ("example", "wer", "align", "probes", "features")
 
 
 def test_main_job_writes_every_study_and_a_second_run_does_no_work(tmp_path, monkeypatch, capsys):
     corpus_dir = tmp_path / "corpus"
-    build_corpus(CorpusConfig(out=corpus_dir, clips=45, sets=("english",)), progress=False)
+    # english for every study; multilingual and non-speech for the probes' language and speech tasks
+    build_corpus(CorpusConfig(out=corpus_dir, clips=45, sets=("english", "multilingual", "nonspeech")), progress=False)
     monkeypatch.chdir(tmp_path)  # the feature store goes to runs/features/... under the working directory
     argv = ["run", "--corpus", str(corpus_dir), "--clips", "45", "--out", "report", "--no-progress"]
     assert main(argv) == 0

@@ -36,6 +36,9 @@ def main_plan(model, corpus_dir: Path, clips: int | None) -> list:
     from ..studies.align import AlignConfig
     from ..studies.example import STUDY as EXAMPLE
     from ..studies.example import ExampleConfig
+    from ..studies.probes import STUDY as PROBES
+    from ..studies.probes.study import DEFAULT_SETS as PROBE_SETS
+    from ..studies.probes.study import ProbesConfig
     from ..studies.wer import STUDY as WER
     from ..studies.wer import WerConfig
 
@@ -45,6 +48,7 @@ def main_plan(model, corpus_dir: Path, clips: int | None) -> list:
         (EXAMPLE, ExampleConfig(model=model)),
         (WER, WerConfig(model=model, corpus=per_voice)),
         (ALIGN, AlignConfig(corpus=per_voice)),
+        (PROBES, ProbesConfig(model=model, corpus=CorpusSelection(path=corpus, sets=PROBE_SETS, per_voice=40))),
         (FEATURES, FeaturesConfig(model=model, corpus=CorpusSelection(path=corpus, clips=clips))),
     ]
 
