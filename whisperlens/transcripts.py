@@ -96,27 +96,30 @@ class EditCounts:
 
 
 def edit_counts(reference: Sequence, hypothesis: Sequence) -> EditCounts:
-    """Levenshtein alignment (all edits cost 1), split into substitutions, deletions and
-    insertions by walking one optimal path back; ties prefer a substitution (a match), so an
-    inserted word is only counted where the hypothesis is longer than the alignment needs.
-    Written out because it is short and jiwer would be a new dependency."""
-    rows, cols = len(reference) + 1, len(hypothesis) + 1
-    cost = [[0] * cols for _ in range(rows)]
-    for i in range(rows):
-        cost[i][0] = i
-    for j in range(cols):
-        cost[0][j] = j
-    for i in range(1, rows):
-        for j in range(1, cols):
-            cost[i][j] = min(cost[i - 1][j] + 1, cost[i][j - 1] + 1,
-                             cost[i - 1][j - 1] + (reference[i - 1] != hypothesis[j - 1]))
+    """Levenshtein alignment (every edit costs 1), split into substitutions, deletions and
+    insertions by walking one optimal path back; ties prefer the diagonal, so a word counts as
+    inserted only where the hypothesis is longer than any alignment can absorb. Written out
+    because it is short and jiwer would be a new dependency; each row is one numpy step (the
+    insertions along a row are a running minimum), so a looping 200-character hypothesis costs
+    as little as a clean one."""
+    ids: dict = {}
+    ref = np.array([ids.setdefault(item, len(ids)) for item in reference], dtype=np.int64)
+    hyp = np.array([ids.setdefault(item, len(ids)) for item in hypothesis], dtype=np.int64)
+    columns = np.arange(len(hyp) + 1)
+    cost = np.empty((len(ref) + 1, len(hyp) + 1), dtype=np.int64)
+    cost[0] = columns
+    for i in range(1, len(ref) + 1):
+        row = np.empty_like(columns)
+        row[0] = i
+        row[1:] = np.minimum(cost[i - 1, 1:] + 1, cost[i - 1, :-1] + (hyp != ref[i - 1]))
+        cost[i] = columns + np.minimum.accumulate(row - columns)  # then insertions, left to right
     substitutions = deletions = insertions = 0
-    i, j = rows - 1, cols - 1
+    i, j = len(ref), len(hyp)
     while i > 0 or j > 0:
-        if i > 0 and j > 0 and cost[i][j] == cost[i - 1][j - 1] + (reference[i - 1] != hypothesis[j - 1]):
-            substitutions += reference[i - 1] != hypothesis[j - 1]
-            i, j = i - 1, j - 1
-        elif i > 0 and cost[i][j] == cost[i - 1][j] + 1:
+        mismatch = i > 0 and j > 0 and int(ref[i - 1] != hyp[j - 1])
+        if i > 0 and j > 0 and cost[i, j] == cost[i - 1, j - 1] + mismatch:
+            substitutions, i, j = substitutions + mismatch, i - 1, j - 1
+        elif i > 0 and cost[i, j] == cost[i - 1, j] + 1:
             deletions, i = deletions + 1, i - 1
         else:
             insertions, j = insertions + 1, j - 1
