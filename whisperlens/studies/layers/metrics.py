@@ -5,7 +5,9 @@ Texts are compared after Whisper's English normaliser (both sides). Rates over c
 fractions of clips; WER, CER and the hallucination rate are pooled over reference words (or
 characters): errors / reference length, so a loop can push WER past 100%. The hallucination
 rate is the insertions' share of that: words the output adds beyond what substitutions and
-deletions account for. On non-speech any non-empty output is a hallucination.
+deletions account for. An output is empty when the normaliser leaves no word: punctuation alone
+("...") and sound-event tags ("(music)") say nothing was heard. On non-speech any output with a
+word is a hallucination.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def score_speech(references: Sequence[str], decodes: Decodes) -> dict[str, np.nd
             for name, value in (("substitutions", edits.substitutions), ("deletions", edits.deletions),
                                 ("insertions", edits.insertions), ("reference_words", len(reference)),
                                 ("char_errors", characters.errors), ("reference_chars", len(" ".join(reference))),
-                                ("empty", not text.strip())):
+                                ("empty", not words)):
                 counts[name][row, clip] = value
     counts["repetition"] = repetition_flags(decodes, normalise).astype(np.int32)
     return counts
@@ -57,9 +59,10 @@ def score_speech(references: Sequence[str], decodes: Decodes) -> dict[str, np.nd
 
 def score_nonspeech(decodes: Decodes) -> dict[str, np.ndarray]:
     """Per configuration and clip: whether anything was output (a hallucination here), and loops."""
-    nonempty = np.array([[bool(text.strip()) for text in texts] for texts in decodes.texts], dtype=np.int32)
+    normalise = normaliser()
+    nonempty = np.array([[bool(normalise(text).split()) for text in texts] for texts in decodes.texts], dtype=np.int32)
     return {"nonempty": nonempty.reshape(decodes.hit_limit.shape),
-            "repetition": repetition_flags(decodes, normaliser()).astype(np.int32)}
+            "repetition": repetition_flags(decodes, normalise).astype(np.int32)}
 
 
 def speech_rates(counts: dict[str, np.ndarray], row: int) -> dict[str, float]:

@@ -1,0 +1,217 @@
+"""The layers study: the config, run(config, context), the result and its views.
+
+    whisperlens layers run                                 # tiny.en, 8 English clips per voice, 3 non-speech per kind
+    whisperlens layers run --per-voice 34 --nonspeech-per-kind 10 --asterisk 100   # the full setting
+    whisperlens layers run --model base
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ...corpus.selection import CorpusSelection
+from ...errors import WhisperLensError
+from ...study import CorpusStudyConfig, Figure, Result, Study, Table, Text
+from .figures import SEED_MEDIUM, lens_figure, removal_figure, seed_points
+from .lens import run_lens, summarise_points, token_examples
+from .metrics import failure_kind, nonspeech_rates, score_nonspeech, score_speech, speech_rates
+from .removal import configurations, decode_configurations
+
+# Asterisk prompts up to this long keep the token limit a loop signal (4 s is about 16 tokens).
+ASTERISK_MAX_SECONDS = 4.0
+# openai-whisper samples at most half the decoder's 448-token context.
+LARGEST_TOKEN_LIMIT = 224
+FAILURE_TEXT = 90  # characters of a failing transcript shown
+
+
+@dataclass
+class LayersConfig(CorpusStudyConfig):
+    """The decoder logit lens, the encoder lens and layer removal, with WER, CER, empty outputs,
+    repetition and hallucination measured on English corpus clips, non-speech and real speech."""
+
+    corpus: CorpusSelection = field(default_factory=lambda: CorpusSelection(per_voice=8))
+    nonspeech_per_kind: int = 3  # non-speech clips of each kind (silence, noises, tones, chords, clicks); 0: none
+    asterisk: int = 0  # Asterisk English prompts (real speech, up to 4 s), spread over the list; 0: none
+    max_tokens: int = 48  # token limit of each decode; a transcript that runs into it counts as a repetition
+    batch_size: int = 16  # clips decoded together
+    examples: int = 3  # clips shown token by token in the logit-lens table
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("nonspeech_per_kind", "asterisk", "examples"):
+            if getattr(self, name) < 0:
+                raise WhisperLensError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
+        if self.batch_size < 1:
+            raise WhisperLensError(f"--batch-size must be positive, got {self.batch_size}")
+        if not 8 <= self.max_tokens <= LARGEST_TOKEN_LIMIT:
+            raise WhisperLensError(f"--max-tokens must lie in 8-{LARGEST_TOKEN_LIMIT}, got {self.max_tokens}")
+
+
+def nonspeech_clips(context, selection: CorpusSelection, per_kind: int) -> list:
+    """The first `per_kind` clips of each kind of the non-speech set, from the selection's corpus."""
+    if per_kind == 0:
+        return []
+    taken: dict[str, int] = {}
+    clips = []
+    for clip in context.corpus(CorpusSelection(path=selection.path, sets=("nonspeech",))):
+        kind = clip.meta.get("kind", "")
+        if taken.get(kind, 0) < per_kind:
+            taken[kind] = taken.get(kind, 0) + 1
+            clips.append(clip)
+    return clips
+
+
+def asterisk_clips(count: int) -> list:
+    """`count` English Asterisk prompts of at most ASTERISK_MAX_SECONDS, spread evenly over the list."""
+    if count == 0:
+        return []
+    from ...corpus import Corpus
+
+    short = [clip for clip in Corpus.from_asterisk("en", align=False) if clip.duration <= ASTERISK_MAX_SECONDS]
+    if count > len(short):
+        raise WhisperLensError(f"--asterisk {count}: there are {len(short)} English prompts of at most {ASTERISK_MAX_SECONDS} s")
+    return [short[i * len(short) // count] for i in range(count)]
+
+
+def run(config: LayersConfig, context) -> LayersResult:
+    from ...models.loading import tokenizer_for
+
+    model = context.model(config.model)
+    english = [clip for clip in context.corpus(config.corpus) if clip.language == "en" and clip.words]
+    if not english:
+        raise WhisperLensError("no English clips with words in the selection")
+    sets = {"english": english, "nonspeech": nonspeech_clips(context, config.corpus, config.nonspeech_per_kind),
+            "asterisk": asterisk_clips(config.asterisk)}
+    sets = {name: clips for name, clips in sets.items() if clips}
+    seconds = {}
+
+    start = time.perf_counter()
+    lens = run_lens(model, english, config.batch_size, context.show_progress)
+    seconds["lens"] = round(time.perf_counter() - start, 1)
+    arrays = {f"lens.{name}": getattr(lens, name)
+              for name in ("kl", "agrees", "rank", "probability", "top_tokens", "targets", "clip_of_token")}
+
+    found = configurations(model.dims.n_audio_layer, model.dims.n_text_layer)
+    rows = [{"name": c.name, "stack": c.stack, "kept": list(c.kept), "removed_fraction": round(c.removed_fraction, 4),
+             "keeps_first": c.keeps_first} for c in found]
+    transcripts, failures = {}, []
+    for set_name, clips in sets.items():
+        start = time.perf_counter()
+        decodes = decode_configurations(model, clips, found, config.max_tokens, config.batch_size, context.progress,
+                                        desc=set_name)
+        seconds[set_name] = round(time.perf_counter() - start, 1)
+        speech = set_name != "nonspeech"
+        counts = score_speech([clip.text for clip in clips], decodes) if speech else score_nonspeech(decodes)
+        arrays.update({f"{set_name}.{name}": values for name, values in counts.items()})
+        for index, row in enumerate(rows):
+            row[set_name] = (speech_rates if speech else nonspeech_rates)(counts, index)
+            failures += first_failure(row["name"], set_name, clips, decodes.texts[index], counts, index)
+        transcripts[set_name] = {"ids": [clip.id for clip in clips], "references": [clip.text for clip in clips],
+                                 "outputs": {row["name"]: texts for row, texts in zip(rows, decodes.texts)}}
+
+    folder = context.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    points = summarise_points(lens)
+    lens_figure(points, folder, config.model.model)
+    for stack in ("encoder", "decoder"):
+        removal_figure(stack, stack_rows(rows, stack), folder, config.model.model)
+    summary = {"model": config.model.model,
+               "layers": {"encoder": model.dims.n_audio_layer, "decoder": model.dims.n_text_layer},
+               "clips": {name: len(clips) for name, clips in sets.items()},
+               "seconds": seconds,
+               "lens": {"tokens": int(lens.targets.size), "points": points,
+                        "examples": token_examples(lens, tokenizer_for(model), [c.id for c in english], config.examples)},
+               "configurations": rows, "failures": failures, "transcripts": transcripts}
+    return LayersResult(config, summary, arrays, folder)
+
+
+def first_failure(configuration: str, set_name: str, clips, texts, counts, row: int) -> list[dict]:
+    """The configuration's first failing clip of the set (none for the full model's clean runs)."""
+    for index, clip in enumerate(clips):
+        kind = failure_kind(counts, row, index)
+        if kind is not None:
+            return [{"configuration": configuration, "set": set_name, "clip": clip.id, "failure": kind,
+                     "reference": clip.text if set_name != "nonspeech" else f"({clip.meta.get('kind', 'non-speech')})",
+                     "output": texts[index]}]
+    return []
+
+
+def stack_rows(rows: list[dict], stack: str) -> list[dict]:
+    """The full model and the configurations that remove blocks of `stack`."""
+    return [row for row in rows if row["stack"] in (None, stack)]
+
+
+class LayersResult(Result):
+    study = "layers"
+    config_type = LayersConfig
+
+    def views(self):
+        s = self.summary
+        model, layers, clips = s["model"], s["layers"], s["clips"]
+        sets = list(clips)
+        overview = Text(
+            f"{model}: {layers['encoder']} encoder and {layers['decoder']} decoder blocks. Clips: "
+            + ", ".join(f"{n} {name}" for name, n in clips.items())
+            + f". The logit lens read {s['lens']['tokens']} teacher-forced reference tokens of the English clips. "
+            + "Time (s): " + ", ".join(f"{name} {t}" for name, t in s["seconds"].items()) + ".\n\n"
+            "Models of different depths are compared by the fraction of a stack's depth removed. Keeping the first n "
+            "encoder blocks is the encoder lens at layer n: the skipped blocks pass the residual stream through and "
+            "ln_post follows, so one curve shows both.")
+        lens_numbers = Table(["point", "depth", "top-1 = model's", "KL (nats)", "top-1 = reference", "median rank",
+                              "P(reference)"],
+                             [[p["point"], p["depth"], p["top1_agreement"], p["kl"], p["top1_accuracy"], p["median_rank"],
+                               p["p_correct"]] for p in s["lens"]["points"]])
+        blocks = [overview,
+                  Figure("lens.png", f"{model} decoder logit lens: agreement with the model's own top token, the reference "
+                         "token's rank and probability, and KL to the output, at every sub-layer", numbers=lens_numbers,
+                         caption="Teacher-forced on the corpus's reference transcripts, which are lowercase and unpunctuated, "
+                                 "so 'top-1 = reference' stays below 1 at the output; 'top-1 = model's' reaches 1 there by "
+                                 "construction. 'i post' is block i + 1's input.")]
+        for example in s["lens"]["examples"]:
+            blocks.append(Table(["reference", *(f"top @ {p}" for p in example["points"])], example["rows"],
+                                caption=f"Logit lens token by token, clip {example['clip']}"))
+        for stack in ("encoder", "decoder"):
+            rows = stack_rows(s["configurations"], stack)
+            blocks.append(Figure(f"removal_{stack}.png",
+                                 f"{model}: WER and failure rates against the fraction of {stack} depth removed, with the "
+                                 "seed's whisper-medium WER overlaid", numbers=removal_table(rows, sets),
+                                 caption="Rates in %. WER, CER and inserted words are per reference word (character); "
+                                         "empty and repetition are per clip, and empty means no word after normalising "
+                                         "('...' is empty); on non-speech, 'output' is the share of clips with a word "
+                                         "(all hallucinated). Black squares: published whisper-medium "
+                                         "numbers (seed 002), not measured here."))
+        blocks.append(Table(["stack", "layers kept of 24", "fraction removed", "WER %"],
+                            [[stack, kept, round(fraction, 4), wer] for stack in ("encoder", "decoder")
+                             for kept, fraction, wer in seed_points(stack)],
+                            caption=f"Overlaid points: {SEED_MEDIUM['source']}."))
+        blocks.append(Table(["configuration", "set", "clip", "failure", "reference", "output"],
+                            [[f["configuration"], f["set"], f["clip"], f["failure"], f["reference"], shorten(f["output"])]
+                             for f in s["failures"]],
+                            caption="Failure examples: each configuration's first failing clip per set."))
+        return blocks
+
+
+def removal_table(rows: list[dict], sets: list[str]) -> Table:
+    header = ["configuration", "removed"]
+    for name in sets:
+        header += ([f"{name} output %", f"{name} repetition %"] if name == "nonspeech" else
+                   [f"{name} WER %", f"{name} CER %", f"{name} empty %", f"{name} repetition %", f"{name} inserted %"])
+    body = []
+    for row in rows:
+        cells = [row["name"], row["removed_fraction"]]
+        for name in sets:
+            keys = (("hallucination_rate", "repetition_rate") if name == "nonspeech" else
+                    ("wer", "cer", "empty_rate", "repetition_rate", "hallucination_rate"))
+            cells += [round(100 * row[name][key], 1) for key in keys]
+        body.append(cells)
+    return Table(header, body)
+
+
+def shorten(text: str) -> str:
+    return text if len(text) <= FAILURE_TEXT else text[: FAILURE_TEXT - 1] + "…"
+
+
+STUDY = Study("layers", "Layers: logit lens, encoder lens and layer removal", LayersConfig, run, LayersResult,
+              description="The decoder logit lens, the encoder lens and layer removal, with WER, CER, repetition and "
+                          "hallucination on English corpus clips, non-speech and Asterisk prompts.")
