@@ -97,7 +97,7 @@ def encoder_features(cache, resid, configuration: Configuration):
     encoder pass (its cache, and `resid`, the cache's `accumulated_resid("encoder")`): the
     residual stream at the first removed block's input, through the later kept blocks (none for
     "keep n"), then `ln_post`."""
-    if configuration.stack != "encoder":
+    if configuration.stack != "encoder" or not configuration.removed:
         return cache.apply_ln_to_stack(resid[-1], "encoder")
     first_removed = configuration.removed[0]
     x = resid[first_removed]
