@@ -129,6 +129,8 @@ def test_skipping_no_layer_equals_the_normal_run(tiny, clips, normal_texts):
     nothing_removed = [Configuration(stack, (0, 1, 2, 3), 4) for stack in ("encoder", "decoder")]
     assert all(c.removed == () and c.interventions() == [] for c in nothing_removed)
     assert decode_configurations(tiny, clips, nothing_removed, 48, 2).texts == [normal_texts] * 2
+    with tiny.intervene(SkipLayers((), stack="encoder"), SkipLayers((), stack="decoder")):
+        assert transcribe_clips(tiny, clips) == normal_texts
 
 
 def test_a_looping_configuration_is_flagged_and_a_clean_transcript_is_not(tiny, clips):
