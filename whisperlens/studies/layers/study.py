@@ -18,6 +18,7 @@ from .lens import run_lens, summarise_points, token_examples
 from .metrics import failure_kind, nonspeech_rates, score_nonspeech, score_speech, speech_rates
 from .removal import configurations, decode_configurations
 
+SETS = ("english", "asterisk", "nonspeech")  # the order they run and show in (result.json sorts its keys)
 # Asterisk prompts up to this long keep the token limit a loop signal (4 s is about 16 tokens).
 ASTERISK_MAX_SECONDS = 4.0
 # openai-whisper samples at most half the decoder's 448-token context.
@@ -81,8 +82,8 @@ def run(config: LayersConfig, context) -> LayersResult:
     english = [clip for clip in context.corpus(config.corpus) if clip.language == "en" and clip.words]
     if not english:
         raise WhisperLensError("no English clips with words in the selection")
-    sets = {"english": english, "nonspeech": nonspeech_clips(context, config.corpus, config.nonspeech_per_kind),
-            "asterisk": asterisk_clips(config.asterisk)}
+    sets = {"english": english, "asterisk": asterisk_clips(config.asterisk),
+            "nonspeech": nonspeech_clips(context, config.corpus, config.nonspeech_per_kind)}
     sets = {name: clips for name, clips in sets.items() if clips}
     seconds = {}
 
@@ -149,12 +150,12 @@ class LayersResult(Result):
     def views(self):
         s = self.summary
         model, layers, clips = s["model"], s["layers"], s["clips"]
-        sets = list(clips)
+        sets = [name for name in SETS if name in clips]
         overview = Text(
             f"{model}: {layers['encoder']} encoder and {layers['decoder']} decoder blocks. Clips: "
-            + ", ".join(f"{n} {name}" for name, n in clips.items())
+            + ", ".join(f"{clips[name]} {name}" for name in sets)
             + f". The logit lens read {s['lens']['tokens']} teacher-forced reference tokens of the English clips. "
-            + "Time (s): " + ", ".join(f"{name} {t}" for name, t in s["seconds"].items()) + ".\n\n"
+            + "Time (s): " + ", ".join(f"{name} {s['seconds'][name]}" for name in ("lens", *sets)) + ".\n\n"
             "Models of different depths are compared by the fraction of a stack's depth removed. Keeping the first n "
             "encoder blocks is the encoder lens at layer n: the skipped blocks pass the residual stream through and "
             "ln_post follows, so one curve shows both.")
