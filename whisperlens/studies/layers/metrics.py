@@ -24,15 +24,18 @@ SPEECH_COUNTS = ("substitutions", "deletions", "insertions", "reference_words", 
 NONSPEECH_COUNTS = ("nonempty", "repetition")
 
 
-def normaliser():
+def word_splitter():
+    """Text -> its words: Whisper's English normaliser, less what it leaves that is not a word
+    (it turns "..." into "."), so that punctuation alone is an empty output."""
     from whisper.normalizers import EnglishTextNormalizer
 
-    return EnglishTextNormalizer()
+    normalise = EnglishTextNormalizer()
+    return lambda text: [word for word in normalise(text).split() if any(ch.isalnum() for ch in word)]
 
 
-def repetition_flags(decodes: Decodes, normalise) -> np.ndarray:
+def repetition_flags(decodes: Decodes, words_of) -> np.ndarray:
     """(configurations, clips): the decoder hit the token limit, or its tokens or words loop."""
-    return np.array([[is_repetition(tokens, normalise(text).split(), bool(limit))
+    return np.array([[is_repetition(tokens, words_of(text), bool(limit))
                       for text, tokens, limit in zip(texts, token_lists, limits)]
                      for texts, token_lists, limits in zip(decodes.texts, decodes.tokens, decodes.hit_limit)],
                     dtype=bool).reshape(decodes.hit_limit.shape)
@@ -40,12 +43,12 @@ def repetition_flags(decodes: Decodes, normalise) -> np.ndarray:
 
 def score_speech(references: Sequence[str], decodes: Decodes) -> dict[str, np.ndarray]:
     """Per configuration and clip (int32 arrays, configurations x clips): the counts behind every rate."""
-    normalise = normaliser()
-    reference_words = [normalise(text).split() for text in references]
+    words_of = word_splitter()
+    reference_words = [words_of(text) for text in references]
     counts = {name: np.zeros(decodes.hit_limit.shape, dtype=np.int32) for name in SPEECH_COUNTS}
     for row, texts in enumerate(decodes.texts):
         for clip, (reference, text) in enumerate(zip(reference_words, texts)):
-            words = normalise(text).split()
+            words = words_of(text)
             edits = edit_counts(reference, words)
             characters = edit_counts(" ".join(reference), " ".join(words))
             for name, value in (("substitutions", edits.substitutions), ("deletions", edits.deletions),
@@ -53,16 +56,16 @@ def score_speech(references: Sequence[str], decodes: Decodes) -> dict[str, np.nd
                                 ("char_errors", characters.errors), ("reference_chars", len(" ".join(reference))),
                                 ("empty", not words)):
                 counts[name][row, clip] = value
-    counts["repetition"] = repetition_flags(decodes, normalise).astype(np.int32)
+    counts["repetition"] = repetition_flags(decodes, words_of).astype(np.int32)
     return counts
 
 
 def score_nonspeech(decodes: Decodes) -> dict[str, np.ndarray]:
     """Per configuration and clip: whether anything was output (a hallucination here), and loops."""
-    normalise = normaliser()
-    nonempty = np.array([[bool(normalise(text).split()) for text in texts] for texts in decodes.texts], dtype=np.int32)
+    words_of = word_splitter()
+    nonempty = np.array([[bool(words_of(text)) for text in texts] for texts in decodes.texts], dtype=np.int32)
     return {"nonempty": nonempty.reshape(decodes.hit_limit.shape),
-            "repetition": repetition_flags(decodes, normalise).astype(np.int32)}
+            "repetition": repetition_flags(decodes, words_of).astype(np.int32)}
 
 
 def speech_rates(counts: dict[str, np.ndarray], row: int) -> dict[str, float]:
