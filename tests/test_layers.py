@@ -157,7 +157,7 @@ def small_corpus(tmp_path_factory):
 
 def test_the_study_runs_end_to_end_saves_loads_and_renders(small_corpus, tmp_path, capsys):
     config = LayersConfig(model=ModelSpec("tiny.en"), corpus=CorpusSelection(path=str(small_corpus), clips=3),
-                          nonspeech_per_kind=1, max_tokens=16, batch_size=4, examples=1)
+                          nonspeech_per_kind=1, max_tokens=16, batch_size=4, examples=1, loop_heads="decoder keep 1")
     folder = tmp_path / "layers"
     result, ran = run_study(STUDY, config, folder, StudyContext(folder, progress=False))
     loaded = LayersResult.load(folder)
@@ -172,6 +172,10 @@ def test_the_study_runs_end_to_end_saves_loads_and_renders(small_corpus, tmp_pat
     assert embedding_only["english"]["repetition_rate"] == 1.0  # "you, you, you, ..." on every clip
     assert s["lens"]["points"][-1]["top1_agreement"] == 1.0 and s["lens"]["points"][0]["kl"] > 1
     assert result.arrays["english.insertions"].shape == (14, 3)
+    traced = s["loop_heads"]
+    looping = int(result.arrays["english.repetition"][[r["name"] for r in s["configurations"]].index("decoder keep 1")].sum())
+    assert traced["configuration"] == "decoder keep 1" and traced["clips"] == looping
+    assert len(traced["heads"]) == (12 if looping else 0)  # block 0's 6 self- and 6 cross-attention heads
     for name in ("index.html", "lens.png", "removal_encoder.png", "removal_decoder.png"):
         assert (folder / name).stat().st_size > 1000
     text = blocks_as_text(result.views())
@@ -181,10 +185,18 @@ def test_the_study_runs_end_to_end_saves_loads_and_renders(small_corpus, tmp_pat
     assert "decoder skip 2" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("flags", [["--max-tokens", "3"], ["--nonspeech-per-kind", "-1"], ["--batch-size", "0"]])
+@pytest.mark.parametrize("flags", [["--max-tokens", "3"], ["--nonspeech-per-kind", "-1"], ["--batch-size", "0"],
+                                   ["--loop-heads", "decoder 2"]])
 def test_a_bad_flag_is_one_line_and_exit_status_2(flags, tmp_path, capsys):
     folder = tmp_path / "out"
     assert main(["layers", "run", *flags, "--out", str(folder), "--no-progress"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("whisperlens: error:") and "\n" not in error
     assert not folder.exists()
+
+
+def test_tracing_loops_of_a_configuration_the_model_lacks_is_an_error(small_corpus, tmp_path, capsys):
+    folder = tmp_path / "out"
+    assert main(["layers", "run", "--corpus", str(small_corpus), "--loop-heads", "decoder skip 7", "--out", str(folder),
+                 "--no-progress"]) == 2
+    assert "no such configuration" in capsys.readouterr().err and not folder.exists()

@@ -83,3 +83,21 @@ def removal_figure(stack: str, rows: list[dict], folder: Path, model: str) -> st
     for axes in (left, right):
         axes.grid(alpha=0.3)
     return save_figure(figure, folder, f"removal_{stack}.png")
+
+
+def heads_figure(traced: dict, n_layers: int, n_heads: int, folder: Path, model: str) -> str:
+    """Heat maps, blocks x heads, of the share of loops each zeroed head stops: self- and cross-attention."""
+    import numpy as np
+
+    figure, panels = _two_panels(9.0, 0.5 + 0.45 * n_layers)
+    for axes, kind, title in zip(panels, ("attn", "cross_attn"), ("self-attention", "cross-attention")):
+        grid = np.full((n_layers, n_heads), np.nan)  # blank: a block the configuration skips
+        for head in traced["heads"]:
+            if head["kind"] == kind:
+                grid[head["block"], head["head"]] = 100 * head["loops_stopped"]
+        image = axes.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
+        axes.set(xlabel="head", ylabel="decoder block", title=f"{title}: loops stopped (%)",
+                 xticks=range(n_heads), yticks=range(n_layers))
+        figure.colorbar(image, ax=axes)
+    figure.suptitle(f"{model}, {traced['configuration']}: {traced['clips']} looping clips", fontsize=9)
+    return save_figure(figure, folder, "loop_heads.png")

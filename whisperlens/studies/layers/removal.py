@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...interventions import SkipLayers
+from ...interventions import AblateHeads, Intervention, SkipLayers
 from ...transcripts import clip_batches, clip_mels, decode, hit_token_limit
 
 
@@ -30,6 +30,7 @@ class Configuration:
     stack: str | None  # the stack that loses blocks; None: the full model
     kept: tuple[int, ...] = ()  # the blocks of that stack that still run
     n_layers: int = 0  # how many blocks that stack has
+    zeroed_head: tuple[str, int] | None = None  # an attention module and one of its heads, zeroed too
 
     @property
     def removed(self) -> tuple[int, ...]:
@@ -48,14 +49,22 @@ class Configuration:
     @property
     def name(self) -> str:
         if self.stack is None:
-            return "full model"
-        if self.keeps_first:
-            return f"{self.stack} keep {len(self.kept)}"
-        return f"{self.stack} skip {self.removed[0]}"
+            name = "full model"
+        elif self.keeps_first:
+            name = f"{self.stack} keep {len(self.kept)}"
+        else:
+            name = f"{self.stack} skip {self.removed[0]}"
+        return name if self.zeroed_head is None else f"{name}, {self.zeroed_head[0]} head {self.zeroed_head[1]} zeroed"
 
-    def interventions(self) -> list[SkipLayers]:
-        """Decoder removals act while decoding; encoder removals are already in the features."""
-        return [SkipLayers(self.removed, stack="decoder")] if self.stack == "decoder" and self.removed else []
+    def interventions(self) -> list[Intervention]:
+        """What acts while decoding: decoder blocks skipped, a head zeroed. Encoder removals are
+        already in the audio features."""
+        found: list[Intervention] = []
+        if self.stack == "decoder" and self.removed:
+            found.append(SkipLayers(self.removed, stack="decoder"))
+        if self.zeroed_head is not None:
+            found.append(AblateHeads(self.zeroed_head[0], [self.zeroed_head[1]]))
+        return found
 
 
 FULL_MODEL = Configuration(None)

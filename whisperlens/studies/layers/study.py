@@ -7,13 +7,15 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 
 from ...corpus.selection import CorpusSelection
 from ...errors import WhisperLensError
 from ...study import CorpusStudyConfig, Figure, Result, Study, Table, Text
-from .figures import SEED_MEDIUM, lens_figure, removal_figure, seed_points
+from .figures import SEED_MEDIUM, heads_figure, lens_figure, removal_figure, seed_points
+from .heads import trace_loops
 from .lens import run_lens, summarise_points, token_examples
 from .metrics import failure_kind, nonspeech_rates, score_nonspeech, score_speech, speech_rates
 from .removal import configurations, decode_configurations
@@ -24,6 +26,7 @@ ASTERISK_MAX_SECONDS = 4.0
 # openai-whisper samples at most half the decoder's 448-token context.
 LARGEST_TOKEN_LIMIT = 224
 FAILURE_TEXT = 90  # characters of a failing transcript shown
+CONFIGURATION_NAME = re.compile(r"full model|(encoder|decoder) (keep|skip) \d+")
 
 
 @dataclass
@@ -37,6 +40,8 @@ class LayersConfig(CorpusStudyConfig):
     max_tokens: int = 48  # token limit of each decode; a transcript that runs into it counts as a repetition
     batch_size: int = 16  # clips decoded together
     examples: int = 3  # clips shown token by token in the logit-lens table
+    # a configuration (e.g. "decoder skip 2") whose English loops to trace to decoder heads, zeroing each in turn
+    loop_heads: str = ""
 
     def validate(self) -> None:
         super().validate()
@@ -47,6 +52,9 @@ class LayersConfig(CorpusStudyConfig):
             raise WhisperLensError(f"--batch-size must be positive, got {self.batch_size}")
         if not 8 <= self.max_tokens <= LARGEST_TOKEN_LIMIT:
             raise WhisperLensError(f"--max-tokens must lie in 8-{LARGEST_TOKEN_LIMIT}, got {self.max_tokens}")
+        if self.loop_heads and not CONFIGURATION_NAME.fullmatch(self.loop_heads):
+            raise WhisperLensError(f"--loop-heads names a configuration such as 'decoder skip 2' or 'encoder keep 1', "
+                                   f"not {self.loop_heads!r}")
 
 
 def nonspeech_clips(context, selection: CorpusSelection, per_kind: int) -> list:
@@ -85,6 +93,11 @@ def run(config: LayersConfig, context) -> LayersResult:
     sets = {"english": english, "asterisk": asterisk_clips(config.asterisk),
             "nonspeech": nonspeech_clips(context, config.corpus, config.nonspeech_per_kind)}
     sets = {name: clips for name, clips in sets.items() if clips}
+    found = configurations(model.dims.n_audio_layer, model.dims.n_text_layer)
+    traced = next((c for c in found if c.name == config.loop_heads), None)
+    if config.loop_heads and traced is None:
+        raise WhisperLensError(f"--loop-heads {config.loop_heads!r}: {config.model.model} has no such configuration "
+                               f"(its configurations: {', '.join(c.name for c in found)})")
     seconds = {}
 
     start = time.perf_counter()
@@ -93,10 +106,9 @@ def run(config: LayersConfig, context) -> LayersResult:
     arrays = {f"lens.{name}": getattr(lens, name)
               for name in ("kl", "agrees", "rank", "probability", "top_tokens", "targets", "clip_of_token")}
 
-    found = configurations(model.dims.n_audio_layer, model.dims.n_text_layer)
     rows = [{"name": c.name, "stack": c.stack, "kept": list(c.kept), "removed_fraction": round(c.removed_fraction, 4),
              "keeps_first": c.keeps_first} for c in found]
-    transcripts, failures = {}, []
+    transcripts, failures, loop_heads = {}, [], None
     for set_name, clips in sets.items():
         start = time.perf_counter()
         decodes = decode_configurations(model, clips, found, config.max_tokens, config.batch_size, context.progress,
@@ -110,6 +122,13 @@ def run(config: LayersConfig, context) -> LayersResult:
             failures += first_failure(row["name"], set_name, clips, decodes.texts[index], counts, index)
         transcripts[set_name] = {"ids": [clip.id for clip in clips], "references": [clip.text for clip in clips],
                                  "outputs": {row["name"]: texts for row, texts in zip(rows, decodes.texts)}}
+        if set_name == "english" and traced is not None:
+            looping = [clip for clip, loops in zip(clips, counts["repetition"][found.index(traced)]) if loops]
+            start = time.perf_counter()
+            heads = trace_loops(model, looping, traced, config.max_tokens, config.batch_size, context.progress) \
+                if looping else []
+            seconds["loop_heads"] = round(time.perf_counter() - start, 1)
+            loop_heads = {"configuration": traced.name, "clips": len(looping), "heads": heads}
 
     folder = context.folder
     folder.mkdir(parents=True, exist_ok=True)
@@ -117,13 +136,15 @@ def run(config: LayersConfig, context) -> LayersResult:
     lens_figure(points, folder, config.model.model)
     for stack in ("encoder", "decoder"):
         removal_figure(stack, stack_rows(rows, stack), folder, config.model.model)
+    if loop_heads is not None and loop_heads["heads"]:
+        heads_figure(loop_heads, model.dims.n_text_layer, model.dims.n_text_head, folder, config.model.model)
     summary = {"model": config.model.model,
                "layers": {"encoder": model.dims.n_audio_layer, "decoder": model.dims.n_text_layer},
                "clips": {name: len(clips) for name, clips in sets.items()},
                "seconds": seconds,
                "lens": {"tokens": int(lens.targets.size), "points": points,
                         "examples": token_examples(lens, tokenizer_for(model), [c.id for c in english], config.examples)},
-               "configurations": rows, "failures": failures, "transcripts": transcripts}
+               "configurations": rows, "failures": failures, "transcripts": transcripts, "loop_heads": loop_heads}
     return LayersResult(config, summary, arrays, folder)
 
 
@@ -155,7 +176,8 @@ class LayersResult(Result):
             f"{model}: {layers['encoder']} encoder and {layers['decoder']} decoder blocks. Clips: "
             + ", ".join(f"{clips[name]} {name}" for name in sets)
             + f". The logit lens read {s['lens']['tokens']} teacher-forced reference tokens of the English clips. "
-            + "Time (s): " + ", ".join(f"{name} {s['seconds'][name]}" for name in ("lens", *sets)) + ".\n\n"
+            + "Time (s): " + ", ".join(f"{name} {s['seconds'][name]}" for name in ("lens", *SETS, "loop_heads")
+                                       if name in s["seconds"]) + ".\n\n"
             "Models of different depths are compared by the fraction of a stack's depth removed. Keeping the first n "
             "encoder blocks is the encoder lens at layer n: the skipped blocks pass the residual stream through and "
             "ln_post follows, so one curve shows both.")
@@ -186,11 +208,26 @@ class LayersResult(Result):
                             [[stack, kept, round(fraction, 4), wer] for stack in ("encoder", "decoder")
                              for kept, fraction, wer in seed_points(stack)],
                             caption=f"Overlaid points: {SEED_MEDIUM['source']}."))
+        blocks += loop_head_views(s.get("loop_heads"), model)
         blocks.append(Table(["configuration", "set", "clip", "failure", "reference", "output"],
                             [[f["configuration"], f["set"], f["clip"], f["failure"], f["reference"], shorten(f["output"])]
                              for f in s["failures"]],
                             caption="Failure examples: each configuration's first failing clip per set."))
         return blocks
+
+
+def loop_head_views(traced: dict | None, model: str) -> list:
+    if traced is None:
+        return []
+    if not traced["heads"]:
+        return [Text(f"No English clip loops under {traced['configuration']}: no loop to trace to a head.")]
+    ranked = sorted(traced["heads"], key=lambda h: (-h["loops_stopped"], h["wer"]))
+    numbers = Table(["attention", "head", "loops stopped %", "WER % (those clips)"],
+                    [[h["attention"], h["head"], round(100 * h["loops_stopped"], 1), round(100 * h["wer"], 1)] for h in ranked])
+    return [Figure("loop_heads.png", f"{model}, {traced['configuration']}: the share of its {traced['clips']} looping "
+                   "English clips that stop looping when one decoder head is zeroed, per head", numbers=numbers,
+                   caption="Each head of the blocks the configuration runs is zeroed alone (self-attention and "
+                           "cross-attention), and the looping clips are decoded again.")]
 
 
 def removal_table(rows: list[dict], sets: list[str]) -> Table:
