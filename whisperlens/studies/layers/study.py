@@ -114,21 +114,17 @@ def run(config: LayersConfig, context) -> LayersResult:
         decodes = decode_configurations(model, clips, found, config.max_tokens, config.batch_size, context.progress,
                                         desc=set_name)
         seconds[set_name] = round(time.perf_counter() - start, 1)
-        speech = set_name != "nonspeech"
-        counts = score_speech([clip.text for clip in clips], decodes) if speech else score_nonspeech(decodes)
+        counts = measure_set(set_name, clips, decodes, rows, failures)
         arrays.update({f"{set_name}.{name}": values for name, values in counts.items()})
-        for index, row in enumerate(rows):
-            row[set_name] = (speech_rates if speech else nonspeech_rates)(counts, index)
-            failures += first_failure(row["name"], set_name, clips, decodes.texts[index], counts, index)
         transcripts[set_name] = {"ids": [clip.id for clip in clips], "references": [clip.text for clip in clips],
                                  "outputs": {row["name"]: texts for row, texts in zip(rows, decodes.texts)}}
         if set_name == "english" and traced is not None:
-            looping = [clip for clip, loops in zip(clips, counts["repetition"][found.index(traced)]) if loops]
             start = time.perf_counter()
+            looping = [clip for clip, loops in zip(clips, counts["repetition"][found.index(traced)]) if loops]
             heads = trace_loops(model, looping, traced, config.max_tokens, config.batch_size, context.progress) \
                 if looping else []
-            seconds["loop_heads"] = round(time.perf_counter() - start, 1)
             loop_heads = {"configuration": traced.name, "clips": len(looping), "heads": heads}
+            seconds["loop_heads"] = round(time.perf_counter() - start, 1)
 
     folder = context.folder
     folder.mkdir(parents=True, exist_ok=True)
@@ -146,6 +142,17 @@ def run(config: LayersConfig, context) -> LayersResult:
                         "examples": token_examples(lens, tokenizer_for(model), [c.id for c in english], config.examples)},
                "configurations": rows, "failures": failures, "transcripts": transcripts, "loop_heads": loop_heads}
     return LayersResult(config, summary, arrays, folder)
+
+
+def measure_set(set_name: str, clips, decodes, rows: list[dict], failures: list[dict]) -> dict:
+    """Score one set's transcripts: each row (configuration) gets the set's rates, `failures` each
+    configuration's first failing clip; returns the per-clip counts."""
+    speech = set_name != "nonspeech"
+    counts = score_speech([clip.text for clip in clips], decodes) if speech else score_nonspeech(decodes)
+    for index, row in enumerate(rows):
+        row[set_name] = (speech_rates if speech else nonspeech_rates)(counts, index)
+        failures += first_failure(row["name"], set_name, clips, decodes.texts[index], counts, index)
+    return counts
 
 
 def first_failure(configuration: str, set_name: str, clips, texts, counts, row: int) -> list[dict]:
