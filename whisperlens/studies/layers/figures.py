@@ -89,15 +89,16 @@ def heads_figure(traced: dict, n_layers: int, n_heads: int, folder: Path, model:
     """Heat maps, blocks x heads, of the share of loops each zeroed head stops: self- and cross-attention."""
     import numpy as np
 
-    figure, panels = _two_panels(9.0, 0.5 + 0.45 * n_layers)
+    figure, panels = _two_panels(9.0, 0.8 + 0.45 * n_layers)
     for axes, kind, title in zip(panels, ("attn", "cross_attn"), ("self-attention", "cross-attention")):
         grid = np.full((n_layers, n_heads), np.nan)  # blank: a block the configuration skips
         for head in traced["heads"]:
             if head["kind"] == kind:
                 grid[head["block"], head["head"]] = 100 * head["loops_stopped"]
         image = axes.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
-        axes.set(xlabel="head", ylabel="decoder block", title=f"{title}: loops stopped (%)",
+        axes.set(xlabel="head", ylabel="decoder block", title=title,
                  xticks=range(n_heads), yticks=range(n_layers))
         figure.colorbar(image, ax=axes)
-    figure.suptitle(f"{model}, {traced['configuration']}: {traced['clips']} looping clips", fontsize=9)
+    figure.suptitle(f"{model}, {traced['configuration']}: share of its {traced['clips']} looping clips that stop looping "
+                    "when one head is zeroed (%)", fontsize=9, y=1.04)
     return save_figure(figure, folder, "loop_heads.png")
