@@ -17,6 +17,7 @@ STUDY_MODULES = [
     "whisperlens.studies.example",
     "whisperlens.studies.wer",
     "whisperlens.studies.align",
+    "whisperlens.studies.layers",
     "whisperlens.features.study",
     "whisperlens.features.agreement",
     "whisperlens.studies.probes",

@@ -9,15 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from ..corpus.selection import CorpusSelection
 from ..errors import WhisperLensError
 from ..study import CorpusStudyConfig, Figure, Result, Study, Table, new_figure, save_figure
-
-# A 2 s clip holds a dozen words at most; the cap stops a repetition loop early.
-MAX_TOKENS = 48
-BATCH_SIZE = 16
+from ..transcripts import transcribe_clips, word_errors
 
 
 @dataclass
@@ -30,39 +25,6 @@ class WerConfig(CorpusStudyConfig):
         super().validate()
         if self.corpus.per_voice is None:
             raise WhisperLensError("--per-voice is required: WER is measured on the first N clips of each voice")
-
-
-def word_errors(reference: list[str], hypothesis: list[str]) -> int:
-    """Levenshtein distance over words (substitutions + deletions + insertions); written
-    out because it is ten lines and the alternatives (jiwer) would be a new dependency."""
-    previous = list(range(len(hypothesis) + 1))
-    for i, ref_word in enumerate(reference, 1):
-        current = [i] + [0] * len(hypothesis)
-        for j, hyp_word in enumerate(hypothesis, 1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word))
-        previous = current
-    return previous[-1]
-
-
-def transcribe_clips(model, clips, progress=None) -> list[str]:
-    """Greedy transcripts, without timestamps, in batches. A clip fits in one 30 s window,
-    where openai-whisper's `transcribe` (one clip at a time) does the same decoding; batching
-    shares the encoder's fixed 30 s cost."""
-    import torch
-    import whisper
-
-    from ..audio import log_mel_batch
-
-    options = whisper.DecodingOptions(language="en", without_timestamps=True, fp16=False,
-                                      temperature=0.0, sample_len=MAX_TOKENS)
-    texts = []
-    starts = range(0, len(clips), BATCH_SIZE)
-    for start in progress(starts, desc="wer", unit="batch") if progress else starts:
-        batch = clips[start: start + BATCH_SIZE]
-        mels = log_mel_batch([np.asarray(clip.audio, dtype=np.float32) for clip in batch], model.dims.n_mels).to(model.device)
-        with torch.no_grad():
-            texts.extend(result.text for result in whisper.decode(model, mels, options))
-    return texts
 
 
 def measure_wer(model, clips, progress=None) -> dict:

@@ -1,0 +1,135 @@
+"""The decoder logit lens, teacher-forced on reference transcripts: the residual stream at every
+sub-layer point read out through the final LayerNorm and the tied unembedding (the cache's
+`logits_from_resid`), and compared with the model's own prediction and with the reference token.
+
+Points, for decoder block i: `i pre` (block 0 only: the embedding), `i mid` (after
+self-attention), `i mid_cross` (after cross-attention) and `i post` (after the MLP), which is
+block i + 1's `pre`; the last `post` is the model's own final residual stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ...hooks import ActivationCache
+from ...stream import ActivationStream
+
+
+def lens_hooks(n_layers: int) -> list[str]:
+    """What `accumulated_resid("decoder", incl_mid=True)` reads: each block's input and middle
+    points, and the last block's output."""
+    names = []
+    for i in range(n_layers):
+        names += [f"decoder.blocks.{i}.hook_resid_{point}" for point in ("pre", "mid", "mid_cross")]
+    return names + [f"decoder.blocks.{n_layers - 1}.hook_resid_post"]
+
+
+def point_label(label: str, n_layers: int) -> str:
+    """accumulated_resid's label as a sub-layer of the issue's naming: '2_pre' is '1 post'."""
+    if label == "final_post":
+        return f"{n_layers - 1} post"
+    index, point = label.split("_", 1)
+    if point == "pre" and index != "0":
+        return f"{int(index) - 1} post"
+    return f"{index} {point}"
+
+
+def cache_of(model, activations: dict[str, torch.Tensor]) -> ActivationCache:
+    """A stream batch's activations as an ActivationCache, for its residual-stream helpers."""
+    cache = ActivationCache(model)
+    for name, activation in activations.items():
+        cache.record(model.hook_dict[name], activation)
+    return cache
+
+
+@dataclass
+class LensResult:
+    labels: list[str]  # one per point: "0 pre", "0 mid", "0 mid_cross", "0 post", ...
+    depth: np.ndarray  # (points,) fraction of the decoder's sub-layers before each point
+    kl: np.ndarray  # (points, tokens) KL(final || lens) in nats
+    agrees: np.ndarray  # (points, tokens) the lens's top token is the model's own
+    rank: np.ndarray  # (points, tokens) the reference token's rank under the lens (1: top)
+    probability: np.ndarray  # (points, tokens) the reference token's probability under the lens
+    top_tokens: np.ndarray  # (points, tokens) the lens's top token
+    targets: np.ndarray  # (tokens,) the reference token predicted at each position
+    clip_of_token: np.ndarray  # (tokens,) which clip (index into the clips given) each token is from
+
+
+def point_metrics(cache: ActivationCache, resid: torch.Tensor, final_log_probs: torch.Tensor,
+                  targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The lens at one point: resid (rows, d) -> per-row KL to the final distribution, top-1
+    agreement, rank and probability of the target."""
+    log_probs = cache.logits_from_resid(resid).float().log_softmax(-1)
+    target_log_probs = log_probs.gather(-1, targets[:, None])
+    top = log_probs.argmax(-1)
+    return {
+        "kl": (final_log_probs.exp() * (final_log_probs - log_probs)).sum(-1),
+        "agrees": top == final_log_probs.argmax(-1),
+        "rank": (log_probs > target_log_probs).sum(-1) + 1,
+        "probability": target_log_probs[:, 0].exp(),
+        "top_tokens": top,
+    }
+
+
+def run_lens(model, clips: Sequence, batch_size: int, progress=False) -> LensResult:
+    """Teacher-force every clip's reference transcript and read the lens at every point, at every
+    position that predicts a transcript token or the end-of-text."""
+    n_layers = model.dims.n_text_layer
+    stream = ActivationStream(model, list(clips), lens_hooks(n_layers), mode="exact", batch_size=batch_size,
+                              teacher_forcing=True, progress=progress and "logit lens")
+    prompt = len(stream.tokenizer.sot_sequence_including_notimestamps)
+    parts: dict[str, list[torch.Tensor]] = {}
+    targets, clip_of_token, labels = [], [], []
+    for batch in stream:
+        cache = cache_of(model, batch.activations)
+        resid, labels = cache.accumulated_resid("decoder", incl_mid=True)  # (points, clips, T, d)
+        # Position p predicts token p + 1: from the prompt's last token to the last text token.
+        rows = [(b, p) for b, n in enumerate(batch.token_lengths) for p in range(prompt - 1, n - 1)]
+        clip_rows, positions = (torch.tensor(axis) for axis in zip(*rows))
+        vectors = resid[:, clip_rows, positions]  # (points, rows, d)
+        batch_targets = batch.tokens[clip_rows, positions + 1].to(vectors.device)
+        with torch.inference_mode():
+            final = cache.logits_from_resid(vectors[-1]).float().log_softmax(-1)
+            for k in range(len(vectors)):
+                for name, value in point_metrics(cache, vectors[k], final, batch_targets).items():
+                    parts.setdefault(name, []).append(value.cpu())
+        targets.append(batch_targets.cpu())
+        clip_of_token.append(torch.as_tensor(batch.clip_indices)[clip_rows])
+    n_points = len(labels)
+
+    def stacked(name: str) -> np.ndarray:  # the batches' (rows,) pieces, point by point -> (points, tokens)
+        pieces = parts[name]
+        return torch.stack([torch.cat(pieces[k::n_points]) for k in range(n_points)]).numpy()
+
+    return LensResult([point_label(label, n_layers) for label in labels], np.arange(n_points) / (n_points - 1),
+                      stacked("kl").astype(np.float32), stacked("agrees"), stacked("rank").astype(np.int32),
+                      stacked("probability").astype(np.float32), stacked("top_tokens").astype(np.int32),
+                      torch.cat(targets).numpy().astype(np.int32), torch.cat(clip_of_token).numpy().astype(np.int32))
+
+
+def summarise_points(lens: LensResult) -> list[dict]:
+    """Per point: the means over every token (the median for the rank)."""
+    return [{"point": label, "depth": round(float(depth), 4),
+             "top1_agreement": round(float(lens.agrees[k].mean()), 4),
+             "kl": round(float(lens.kl[k].mean()), 4),
+             "top1_accuracy": round(float((lens.rank[k] == 1).mean()), 4),
+             "median_rank": float(np.median(lens.rank[k])),
+             "p_correct": round(float(lens.probability[k].mean()), 4)}
+            for k, (label, depth) in enumerate(zip(lens.labels, lens.depth))]
+
+
+def token_examples(lens: LensResult, tokenizer, clip_ids: Sequence[str], n_clips: int) -> list[dict]:
+    """The first clips token by token: the reference token, and the lens's top token at the input
+    of each block and at the output (the block boundaries; the middle points would crowd it)."""
+    boundaries = [k for k, label in enumerate(lens.labels) if label.endswith(("post", "0 pre"))]
+    examples = []
+    for clip in range(min(n_clips, len(clip_ids))):
+        tokens = np.flatnonzero(lens.clip_of_token == clip)
+        rows = [[tokenizer.decode([int(lens.targets[t])])] + [tokenizer.decode([int(lens.top_tokens[k, t])]) for k in boundaries]
+                for t in tokens]
+        examples.append({"clip": clip_ids[clip], "points": [lens.labels[k] for k in boundaries], "rows": rows})
+    return examples

@@ -1,0 +1,262 @@
+"""The layers study: the config, run(config, context), the result and its views.
+
+    whisperlens layers run                                 # tiny.en, 8 English clips per voice, 3 non-speech per kind
+    whisperlens layers run --per-voice 34 --nonspeech-per-kind 10 --asterisk 100   # the full setting
+    whisperlens layers run --model base
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+from ...corpus.selection import CorpusSelection
+from ...errors import WhisperLensError
+from ...study import CorpusStudyConfig, Figure, Result, Study, Table, Text
+from .figures import SEED_MEDIUM, heads_figure, lens_figure, removal_figure, seed_points
+from .heads import trace_loops
+from .lens import run_lens, summarise_points, token_examples
+from .metrics import failure_kind, nonspeech_rates, score_nonspeech, score_speech, speech_rates
+from .removal import configurations, decode_configurations
+
+SETS = ("english", "asterisk", "nonspeech")  # the order they run and show in (result.json sorts its keys)
+# Asterisk prompts up to this long keep the token limit a loop signal (4 s is about 16 tokens).
+ASTERISK_MAX_SECONDS = 4.0
+# openai-whisper samples at most half the decoder's 448-token context.
+LARGEST_TOKEN_LIMIT = 224
+FAILURE_TEXT = 90  # characters of a failing transcript shown
+CONFIGURATION_NAME = re.compile(r"full model|(encoder|decoder) (keep|skip) \d+")
+
+
+@dataclass
+class LayersConfig(CorpusStudyConfig):
+    """The decoder logit lens, the encoder lens and layer removal, with WER, CER, empty outputs,
+    repetition and hallucination measured on English corpus clips, non-speech and real speech."""
+
+    corpus: CorpusSelection = field(default_factory=lambda: CorpusSelection(per_voice=8))
+    nonspeech_per_kind: int = 3  # non-speech clips of each kind (silence, noises, tones, chords, clicks); 0: none
+    asterisk: int = 0  # Asterisk English prompts (real speech, up to 4 s), spread over the list; 0: none
+    max_tokens: int = 48  # token limit of each decode; a transcript that runs into it counts as a repetition
+    batch_size: int = 16  # clips decoded together
+    examples: int = 3  # clips shown token by token in the logit-lens table
+    # a configuration (e.g. "decoder skip 2") whose English loops to trace to decoder heads, zeroing each in turn
+    loop_heads: str = ""
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("nonspeech_per_kind", "asterisk", "examples"):
+            if getattr(self, name) < 0:
+                raise WhisperLensError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
+        if self.batch_size < 1:
+            raise WhisperLensError(f"--batch-size must be positive, got {self.batch_size}")
+        if not 8 <= self.max_tokens <= LARGEST_TOKEN_LIMIT:
+            raise WhisperLensError(f"--max-tokens must lie in 8-{LARGEST_TOKEN_LIMIT}, got {self.max_tokens}")
+        if self.loop_heads and not CONFIGURATION_NAME.fullmatch(self.loop_heads):
+            raise WhisperLensError(f"--loop-heads names a configuration such as 'decoder skip 2' or 'encoder keep 1', "
+                                   f"not {self.loop_heads!r}")
+
+
+def nonspeech_clips(context, selection: CorpusSelection, per_kind: int) -> list:
+    """The first `per_kind` clips of each kind of the non-speech set, from the selection's corpus."""
+    if per_kind == 0:
+        return []
+    taken: dict[str, int] = {}
+    clips = []
+    for clip in context.corpus(CorpusSelection(path=selection.path, sets=("nonspeech",))):
+        kind = clip.meta.get("kind", "")
+        if taken.get(kind, 0) < per_kind:
+            taken[kind] = taken.get(kind, 0) + 1
+            clips.append(clip)
+    return clips
+
+
+def asterisk_clips(count: int) -> list:
+    """`count` English Asterisk prompts of at most ASTERISK_MAX_SECONDS, spread evenly over the list."""
+    if count == 0:
+        return []
+    from ...corpus import Corpus
+
+    short = [clip for clip in Corpus.from_asterisk("en", align=False) if clip.duration <= ASTERISK_MAX_SECONDS]
+    if count > len(short):
+        raise WhisperLensError(f"--asterisk {count}: there are {len(short)} English prompts of at most {ASTERISK_MAX_SECONDS} s")
+    return [short[i * len(short) // count] for i in range(count)]
+
+
+def run(config: LayersConfig, context) -> LayersResult:
+    from ...models.loading import tokenizer_for
+
+    model = context.model(config.model)
+    english = [clip for clip in context.corpus(config.corpus) if clip.language == "en" and clip.words]
+    if not english:
+        raise WhisperLensError("no English clips with words in the selection")
+    sets = {"english": english, "asterisk": asterisk_clips(config.asterisk),
+            "nonspeech": nonspeech_clips(context, config.corpus, config.nonspeech_per_kind)}
+    sets = {name: clips for name, clips in sets.items() if clips}
+    found = configurations(model.dims.n_audio_layer, model.dims.n_text_layer)
+    traced = next((c for c in found if c.name == config.loop_heads), None)
+    if config.loop_heads and traced is None:
+        raise WhisperLensError(f"--loop-heads {config.loop_heads!r}: {config.model.model} has no such configuration "
+                               f"(its configurations: {', '.join(c.name for c in found)})")
+    seconds = {}
+
+    start = time.perf_counter()
+    lens = run_lens(model, english, config.batch_size, context.show_progress)
+    seconds["lens"] = round(time.perf_counter() - start, 1)
+    arrays = {f"lens.{name}": getattr(lens, name)
+              for name in ("kl", "agrees", "rank", "probability", "top_tokens", "targets", "clip_of_token")}
+
+    rows = [{"name": c.name, "stack": c.stack, "kept": list(c.kept), "removed_fraction": round(c.removed_fraction, 4),
+             "keeps_first": c.keeps_first} for c in found]
+    transcripts, failures, loop_heads = {}, [], None
+    for set_name, clips in sets.items():
+        start = time.perf_counter()
+        decodes = decode_configurations(model, clips, found, config.max_tokens, config.batch_size, context.progress,
+                                        desc=set_name)
+        seconds[set_name] = round(time.perf_counter() - start, 1)
+        counts = measure_set(set_name, clips, decodes, rows, failures)
+        arrays.update({f"{set_name}.{name}": values for name, values in counts.items()})
+        transcripts[set_name] = {"ids": [clip.id for clip in clips], "references": [clip.text for clip in clips],
+                                 "outputs": {row["name"]: texts for row, texts in zip(rows, decodes.texts)}}
+        if set_name == "english" and traced is not None:
+            start = time.perf_counter()
+            looping = [clip for clip, loops in zip(clips, counts["repetition"][found.index(traced)]) if loops]
+            heads = trace_loops(model, looping, traced, config.max_tokens, config.batch_size, context.progress) \
+                if looping else []
+            loop_heads = {"configuration": traced.name, "clips": len(looping), "heads": heads}
+            seconds["loop_heads"] = round(time.perf_counter() - start, 1)
+
+    folder = context.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    points = summarise_points(lens)
+    lens_figure(points, folder, config.model.model)
+    for stack in ("encoder", "decoder"):
+        removal_figure(stack, stack_rows(rows, stack), folder, config.model.model)
+    if loop_heads is not None and loop_heads["heads"]:
+        heads_figure(loop_heads, model.dims.n_text_layer, model.dims.n_text_head, folder, config.model.model)
+    summary = {"model": config.model.model,
+               "layers": {"encoder": model.dims.n_audio_layer, "decoder": model.dims.n_text_layer},
+               "clips": {name: len(clips) for name, clips in sets.items()},
+               "seconds": seconds,
+               "lens": {"tokens": int(lens.targets.size), "points": points,
+                        "examples": token_examples(lens, tokenizer_for(model), [c.id for c in english], config.examples)},
+               "configurations": rows, "failures": failures, "transcripts": transcripts, "loop_heads": loop_heads}
+    return LayersResult(config, summary, arrays, folder)
+
+
+def measure_set(set_name: str, clips, decodes, rows: list[dict], failures: list[dict]) -> dict:
+    """Score one set's transcripts: each row (configuration) gets the set's rates, `failures` each
+    configuration's first failing clip; returns the per-clip counts."""
+    speech = set_name != "nonspeech"
+    counts = score_speech([clip.text for clip in clips], decodes) if speech else score_nonspeech(decodes)
+    for index, row in enumerate(rows):
+        row[set_name] = (speech_rates if speech else nonspeech_rates)(counts, index)
+        failures += first_failure(row["name"], set_name, clips, decodes.texts[index], counts, index)
+    return counts
+
+
+def first_failure(configuration: str, set_name: str, clips, texts, counts, row: int) -> list[dict]:
+    """The configuration's first failing clip of the set (none for the full model's clean runs)."""
+    for index, clip in enumerate(clips):
+        kind = failure_kind(counts, row, index)
+        if kind is not None:
+            return [{"configuration": configuration, "set": set_name, "clip": clip.id, "failure": kind,
+                     "reference": clip.text if set_name != "nonspeech" else f"({clip.meta.get('kind', 'non-speech')})",
+                     "output": texts[index]}]
+    return []
+
+
+def stack_rows(rows: list[dict], stack: str) -> list[dict]:
+    """The full model and the configurations that remove blocks of `stack`."""
+    return [row for row in rows if row["stack"] in (None, stack)]
+
+
+class LayersResult(Result):
+    study = "layers"
+    config_type = LayersConfig
+
+    def views(self):
+        s = self.summary
+        model, layers, clips = s["model"], s["layers"], s["clips"]
+        sets = [name for name in SETS if name in clips]
+        overview = Text(
+            f"{model}: {layers['encoder']} encoder and {layers['decoder']} decoder blocks. Clips: "
+            + ", ".join(f"{clips[name]} {name}" for name in sets)
+            + f". The logit lens read {s['lens']['tokens']} teacher-forced reference tokens of the English clips. "
+            + "Time (s): " + ", ".join(f"{name} {s['seconds'][name]}" for name in ("lens", *SETS, "loop_heads")
+                                       if name in s["seconds"]) + ".\n\n"
+            "Models of different depths are compared by the fraction of a stack's depth removed. Keeping the first n "
+            "encoder blocks is the encoder lens at layer n: the skipped blocks pass the residual stream through and "
+            "ln_post follows, so one curve shows both.")
+        lens_numbers = Table(["point", "depth", "top-1 = model's", "KL (nats)", "top-1 = reference", "median rank",
+                              "P(reference)"],
+                             [[p["point"], p["depth"], p["top1_agreement"], p["kl"], p["top1_accuracy"], p["median_rank"],
+                               p["p_correct"]] for p in s["lens"]["points"]])
+        blocks = [overview,
+                  Figure("lens.png", f"{model} decoder logit lens: agreement with the model's own top token, the reference "
+                         "token's rank and probability, and KL to the output, at every sub-layer", numbers=lens_numbers,
+                         caption="Teacher-forced on the corpus's reference transcripts, which are lowercase and unpunctuated, "
+                                 "so 'top-1 = reference' stays below 1 at the output; 'top-1 = model's' reaches 1 there by "
+                                 "construction. 'i post' is block i + 1's input.")]
+        for example in s["lens"]["examples"]:
+            blocks.append(Table(["reference", *(f"top @ {p}" for p in example["points"])], example["rows"],
+                                caption=f"Logit lens token by token, clip {example['clip']}"))
+        for stack in ("encoder", "decoder"):
+            rows = stack_rows(s["configurations"], stack)
+            blocks.append(Figure(f"removal_{stack}.png",
+                                 f"{model}: WER and failure rates against the fraction of {stack} depth removed, with the "
+                                 "seed's whisper-medium WER overlaid", numbers=removal_table(rows, sets),
+                                 caption="Rates in %. WER, CER and inserted words are per reference word (character); "
+                                         "empty and repetition are per clip, and empty means no word after normalising "
+                                         "('...' is empty); on non-speech, 'output' is the share of clips with a word "
+                                         "(all hallucinated). Black squares: published whisper-medium "
+                                         "numbers (seed 002), not measured here."))
+        blocks.append(Table(["stack", "layers kept of 24", "fraction removed", "WER %"],
+                            [[stack, kept, round(fraction, 4), wer] for stack in ("encoder", "decoder")
+                             for kept, fraction, wer in seed_points(stack)],
+                            caption=f"Overlaid points: {SEED_MEDIUM['source']}."))
+        blocks += loop_head_views(s.get("loop_heads"), model)
+        blocks.append(Table(["configuration", "set", "clip", "failure", "reference", "output"],
+                            [[f["configuration"], f["set"], f["clip"], f["failure"], f["reference"], shorten(f["output"])]
+                             for f in s["failures"]],
+                            caption="Failure examples: each configuration's first failing clip per set."))
+        return blocks
+
+
+def loop_head_views(traced: dict | None, model: str) -> list:
+    if traced is None:
+        return []
+    if not traced["heads"]:
+        return [Text(f"No English clip loops under {traced['configuration']}: no loop to trace to a head.")]
+    ranked = sorted(traced["heads"], key=lambda h: (-h["loops_stopped"], h["wer"]))
+    numbers = Table(["attention", "head", "loops stopped %", "WER % (those clips)"],
+                    [[h["attention"], h["head"], round(100 * h["loops_stopped"], 1), round(100 * h["wer"], 1)] for h in ranked])
+    return [Figure("loop_heads.png", f"{model}, {traced['configuration']}: the share of its {traced['clips']} looping "
+                   "English clips that stop looping when one decoder head is zeroed, per head", numbers=numbers,
+                   caption="Each head of the blocks the configuration runs is zeroed alone (self-attention and "
+                           "cross-attention), and the looping clips are decoded again.")]
+
+
+def removal_table(rows: list[dict], sets: list[str]) -> Table:
+    header = ["configuration", "removed"]
+    for name in sets:
+        header += ([f"{name} output %", f"{name} repetition %"] if name == "nonspeech" else
+                   [f"{name} WER %", f"{name} CER %", f"{name} empty %", f"{name} repetition %", f"{name} inserted %"])
+    body = []
+    for row in rows:
+        cells = [row["name"], row["removed_fraction"]]
+        for name in sets:
+            keys = (("hallucination_rate", "repetition_rate") if name == "nonspeech" else
+                    ("wer", "cer", "empty_rate", "repetition_rate", "hallucination_rate"))
+            cells += [round(100 * row[name][key], 1) for key in keys]
+        body.append(cells)
+    return Table(header, body)
+
+
+def shorten(text: str) -> str:
+    return text if len(text) <= FAILURE_TEXT else text[: FAILURE_TEXT - 1] + "…"
+
+
+STUDY = Study("layers", "Layers: logit lens, encoder lens and layer removal", LayersConfig, run, LayersResult,
+              description="The decoder logit lens, the encoder lens and layer removal, with WER, CER, repetition and "
+                          "hallucination on English corpus clips, non-speech and Asterisk prompts.")
