@@ -36,6 +36,8 @@ def main_plan(model, corpus_dir: Path, clips: int | None) -> list:
     from ..studies.align import AlignConfig
     from ..studies.example import STUDY as EXAMPLE
     from ..studies.example import ExampleConfig
+    from ..studies.layers import STUDY as LAYERS
+    from ..studies.layers.study import LayersConfig
     from ..studies.probes import STUDY as PROBES
     from ..studies.probes.study import DEFAULT_SETS as PROBE_SETS
     from ..studies.probes.study import ProbesConfig
@@ -49,6 +51,7 @@ def main_plan(model, corpus_dir: Path, clips: int | None) -> list:
         (WER, WerConfig(model=model, corpus=per_voice)),
         (ALIGN, AlignConfig(corpus=per_voice)),
         (PROBES, ProbesConfig(model=model, corpus=CorpusSelection(path=corpus, sets=PROBE_SETS, per_voice=40))),
+        (LAYERS, LayersConfig(model=model, corpus=CorpusSelection(path=corpus, per_voice=8))),
         (FEATURES, FeaturesConfig(model=model, corpus=CorpusSelection(path=corpus, clips=clips))),
     ]
 
