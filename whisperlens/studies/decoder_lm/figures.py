@@ -105,7 +105,7 @@ def methods_figure(rows: list[dict], folder: Path, model: str) -> str:
         right.barh(positions, shares, left=start, color=CATEGORY_COLOURS[name], label=name)
         start += shares
     right.set(xlabel="share of neighbours", xlim=(0, 1))
-    right.legend(fontsize=6, loc="lower right")
+    right.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     for axes in (left, right):
         axes.set_yticks(positions, [row["label"] for row in rows], fontsize=7)
         axes.invert_yaxis()

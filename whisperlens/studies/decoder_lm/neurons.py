@@ -102,7 +102,7 @@ def harvest(model, corpus, hook: str, n_random: int, seed: int, batch_size: int,
 @dataclass
 class Labels:
     top: np.ndarray  # (features, top_words): indices into WordMaxima.words, strongest first
-    classes: np.ndarray  # (features, top_words) str: each top word's class
+    classes: np.ndarray  # (features, top_words) str: each top word's class (NO_CLASS where the feature stays <= 0)
     live: np.ndarray  # (features,) bool: the feature is positive somewhere (a dead GELU neuron's top words mean nothing)
     label: list[str]  # each feature's commonest class
     share: np.ndarray  # (features,) that class's share of its top words
@@ -118,8 +118,9 @@ def word_class(word: str) -> str:
 
 def label_features(maxima: WordMaxima, top_words: int) -> Labels:
     word_classes = np.array([word_class(word) for word in maxima.words])
-    top = torch.topk(maxima.values.T, min(top_words, len(maxima.words)), dim=1).indices.numpy()
-    classes = word_classes[top]
+    best = torch.topk(maxima.values.T, min(top_words, len(maxima.words)), dim=1)
+    top = best.indices.numpy()
+    classes = np.where(best.values.numpy() > 0, word_classes[top], NO_CLASS)  # a word it never fires on is no evidence
     found = [commonest_class(list(row)) for row in classes]
     live = (maxima.values.max(0).values > 0).numpy()
     return Labels(top, classes, live, [label for label, _ in found], np.array([share for _, share in found]))
