@@ -58,7 +58,7 @@ def run_bigrams(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for prompt in next_tokens(model, tokenizer, args.prompts, args.conditions, args.top):
         name = next_token_figure(prompt, args.out, f"{_file_name(prompt['prompt'])}.png", args.model)
-        table = next_token_table(prompt)
+        table = next_token_table(prompt, args.conditions)
         table.caption = f"{args.model}: next tokens after {' + '.join(map(repr, prompt['tokens']))}"
         print(blocks_as_text([table]) + f"\nfigure: {args.out / name}\n")
     return 0

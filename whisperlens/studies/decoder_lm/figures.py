@@ -40,8 +40,8 @@ def next_token_figure(prompt: dict, folder: Path, name: str, model: str) -> str:
     return save_figure(figure, folder, name)
 
 
-def next_token_table(prompt: dict) -> Table:
-    conditions = list(prompt["conditions"])
+def next_token_table(prompt: dict, conditions) -> Table:
+    """The next-token figure's numbers, the conditions in the given order."""
     rows = []
     for rank in range(max(len(top) for top in prompt["conditions"].values())):
         row = [rank + 1]

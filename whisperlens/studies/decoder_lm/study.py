@@ -19,7 +19,7 @@ from ...study import CorpusStudyConfig, Figure, Result, Study, Table, Text
 from . import parts
 from .commands import add_commands
 from .figures import bigram_scores_figure, methods_figure, neighbours_figure, neurons_figure, next_token_figure, next_token_table
-from .neighbours import CATEGORIES
+from .neighbours import CATEGORIES, METHODS
 from .prompts import CONDITIONS, check_conditions, english_tokenizer, word_token
 
 DECODER_HOOK = re.compile(r"decoder\.blocks\.\d+\.(mlp\.hook_(pre|post)|hook_resid_(pre|mid|post)|hook_(attn|mlp)_out)")
@@ -97,7 +97,7 @@ def run(config: DecoderLMConfig, context) -> DecoderLMResult:
 
 
 def method_rows(neighbours: dict) -> list[dict]:
-    rows = [{"label": method, **neighbours["methods"][method]} for method in neighbours["methods"]]
+    rows = [{"label": method, **neighbours["methods"][method]} for method in METHODS]  # result.json sorts its keys
     return rows + [{"label": "random words, matched frequency", **neighbours["baseline"]}]
 
 
@@ -120,7 +120,7 @@ class DecoderLMResult(Result):
         s, b = self.summary, self.summary["bigrams"]
         blocks = [Figure(f"next_tokens_{i}.png", f"{model}: the top {len(next(iter(p['conditions'].values())))} next "
                          f"tokens after {p['prompt']!r} and their logits, per no-audio condition",
-                         numbers=next_token_table(p)) for i, p in enumerate(s["prompts"])]
+                         numbers=next_token_table(p, self.config.conditions)) for i, p in enumerate(s["prompts"])]
         scores = Table(["distribution", "cross-entropy (bits)", "top-1", "top-5", "top-10", "Spearman", "mass on the words"],
                        [[r["label"], round(r["cross_entropy_bits"], 3), round(r["top1"], 4), round(r["top5"], 4),
                          round(r["top10"], 4), round(r["spearman"], 4), round(r["mass"], 4)] for r in b["scores"]])
@@ -161,8 +161,8 @@ class DecoderLMResult(Result):
                                      f"by that share: {n['best']}."))
         rug = n["seed_rug"]
         blocks.append(Table(["method", *(f"rank of {p}" for p in parts.SEED_RUG["partners"])],
-                            [[m, *(r[p] if r[p] is not None else "-" for p in parts.SEED_RUG["partners"])]
-                             for m, r in rug["ranks"].items()],
+                            [[m, *(rug["ranks"][m][p] if rug["ranks"][m][p] is not None else "-"
+                                   for p in parts.SEED_RUG["partners"])] for m in METHODS],
                             caption=f"Seed claim: '{rug['word']}' is close to lug, mug and tug. Their rank among its "
                                     "neighbours (1 = nearest; other forms of the word left out)."))
         return blocks
