@@ -1,10 +1,9 @@
 """The word resources the study measures against, all read offline from installed packages:
 
-- pronunciations: CMUdict, as pocketsphinx's PyPI wheel ships it (`en-us/cmudict-en-us.dict`,
-  ~135,000 words);
+- pronunciations: CMUdict, as pocketsphinx's PyPI wheel ships it (`en-us/cmudict-en-us.dict`);
 - WordNet 3.0: Debian's `wordnet-base` (/usr/share/wordnet), read with nltk's WordNet reader;
-- reference English text: Debian's `fortunes` and `fortunes-min` (/usr/share/games/fortunes,
-  ~450,000 words of quotations, jokes and sayings).
+- reference English text: Debian's `fortunes` and `fortunes-min` (/usr/share/games/fortunes:
+  quotations, jokes and sayings; the study reports how many fortunes and words).
 
 `bash scripts/setup.sh` installs the Debian packages; a missing one is a one-line error.
 """
