@@ -66,11 +66,10 @@ def run_bigrams(args) -> int:
 
 def run_neighbours(args) -> int:
     from ...study import blocks_as_text
-    from .figures import neighbours_figure
+    from .figures import neighbour_table, neighbours_figure
     from .neighbours import queries, thresholds
     from .parts import baseline_scores, word_embedding, word_neighbours
     from .prompts import english_tokenizer, word_token
-    from .study import neighbour_table
 
     model = _model(args)
     tokenizer = english_tokenizer(model)

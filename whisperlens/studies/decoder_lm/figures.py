@@ -145,3 +145,23 @@ def _patch(colour: str):
     from matplotlib.patches import Patch
 
     return Patch(color=colour)
+
+
+def neighbour_table(entry: dict, methods: list[str]) -> Table:
+    """A word's neighbours under each method side by side: token, cosine, scores, kind."""
+    methods = [m for m in methods if entry["methods"].get(m)]
+    rows = []
+    for rank in range(max(len(entry["methods"][m]) for m in methods)):
+        row = [rank + 1]
+        for m in methods:
+            found = entry["methods"][m]
+            cell = found[rank] if rank < len(found) else None
+            row += [repr(cell["token"]), cell["cosine"], _score(cell["sound"]), _score(cell["meaning"]),
+                    cell["category"]] if cell else [""] * 5
+        rows.append(row)
+    header = ["rank"] + [f"{m} {part}" for m in methods for part in ("token", "cosine", "sound", "meaning", "kind")]
+    return Table(header, rows, caption=f"Nearest tokens to {entry['word']!r}")
+
+
+def _score(value) -> str | float:
+    return "-" if value is None else round(value, 3)

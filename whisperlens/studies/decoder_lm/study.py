@@ -18,7 +18,15 @@ from ...errors import WhisperLensError
 from ...study import CorpusStudyConfig, Figure, Result, Study, Table, Text
 from . import parts
 from .commands import add_commands
-from .figures import bigram_scores_figure, methods_figure, neighbours_figure, neurons_figure, next_token_figure, next_token_table
+from .figures import (
+    bigram_scores_figure,
+    methods_figure,
+    neighbour_table,
+    neighbours_figure,
+    neurons_figure,
+    next_token_figure,
+    next_token_table,
+)
 from .neighbours import CATEGORIES, METHODS
 from .prompts import CONDITIONS, check_conditions, english_tokenizer, word_token
 
@@ -199,29 +207,9 @@ class DecoderLMResult(Result):
         return blocks
 
 
-def neighbour_table(entry: dict, methods: list[str]) -> Table:
-    """A word's neighbours under each method side by side: token, cosine, scores, kind."""
-    methods = [m for m in methods if entry["methods"].get(m)]
-    rows = []
-    for rank in range(max(len(entry["methods"][m]) for m in methods)):
-        row = [rank + 1]
-        for m in methods:
-            found = entry["methods"][m]
-            cell = found[rank] if rank < len(found) else None
-            row += [repr(cell["token"]), cell["cosine"], _score(cell["sound"]), _score(cell["meaning"]),
-                    cell["category"]] if cell else [""] * 5
-        rows.append(row)
-    header = ["rank"] + [f"{m} {part}" for m in methods for part in ("token", "cosine", "sound", "meaning", "kind")]
-    return Table(header, rows, caption=f"Nearest tokens to {entry['word']!r}")
-
-
 def example_table(example: dict, caption: str) -> Table:
     return Table(["word", "activation", "transcript"], [[e["word"], e["activation"], e["context"]]
                                                         for e in example["examples"]], caption=caption)
-
-
-def _score(value) -> str | float:
-    return "-" if value is None else round(value, 3)
 
 
 STUDY = Study("decoder-lm", "Decoder as a language model: bigrams, embedding neighbours, semantic neurons",
