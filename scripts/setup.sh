@@ -13,6 +13,7 @@ apt_packages=(
   asterisk-core-sounds-en asterisk-core-sounds-es asterisk-core-sounds-fr
   asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav
   asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722 asterisk-core-sounds-fr-g722
+  fortunes wordnet-base
 )
 # The tests look at pages the way a person does: Debian's Chromium, driven by Playwright.
 ((with_test)) && apt_packages+=(chromium)

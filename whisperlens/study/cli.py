@@ -18,6 +18,10 @@ def register_study(subparsers, study: Study) -> None:
     actions = parser.add_subparsers(dest=f"{study.name}_action", required=True, metavar="ACTION",
                                     parser_class=simple_parsing.ArgumentParser)
     default_out = Path("runs") / study.name
+    if study.add_commands is not None:
+        # First: simple_parsing keeps the dash setting of the last parser it made in a global, read
+        # when any parser parses, so the run and show parsers below must be the last ones made.
+        study.add_commands(actions)
 
     run = actions.add_parser("run", help=f"run the study, or reuse its saved result (default folder {default_out})",
                              description=study.description, **options)
@@ -31,8 +35,6 @@ def register_study(subparsers, study: Study) -> None:
     show = actions.add_parser("show", help="print a saved result", **options)
     show.add_argument("--out", type=Path, default=default_out, help=f"result folder (default: {default_out})")
     show.set_defaults(run=lambda args: _show(study, args))
-    if study.add_commands is not None:
-        study.add_commands(actions)
 
 
 def _run(study: Study, args) -> int:
