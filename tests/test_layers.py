@@ -1,6 +1,7 @@
 """The layers study (issue 10) on the real tiny.en weights: the logit lens against the model's
 own logits, the encoder lens and layer skipping against the model run with SkipLayers, the
-repetition detector on a configuration that loops, and the study end to end."""
+repetition detector on a configuration that loops, the tuned lens trained on held-out clips,
+and the study end to end."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from whisperlens.audio import log_mel
 from whisperlens.cli import main
 from whisperlens.corpus import CorpusConfig, build_corpus
 from whisperlens.corpus.selection import CorpusSelection
+from whisperlens.errors import WhisperLensError
 from whisperlens.interventions import SkipLayers
 from whisperlens.models.loading import tokenizer_for
 from whisperlens.stream import clip_tokens
@@ -30,17 +32,26 @@ from whisperlens.studies.layers.removal import (
     keep_first,
     skip_one,
 )
+from whisperlens.studies.layers.tuned import held_out_clips, train_translators, training_set
 from whisperlens.study import ModelSpec, StudyContext, blocks_as_text
 from whisperlens.study.runner import run_study
 from whisperlens.transcripts import EditCounts, clip_mels, edit_counts, is_repetition, looping_ngram, transcribe_clips
 
 TEXTS = {"fox": "the quick brown fox jumps over the lazy dog", "weather": "it will rain in the morning and clear up by noon"}
+# The tuned lens trains on these and is evaluated on TEXTS.
+HELD_OUT_TEXTS = {"kitchen": "please put the red cups back on the kitchen shelf",
+                  "numbers": "she bought seven apples and three large oranges"}
 
 
 @pytest.fixture(scope="module")
 def clips(speech):
     """Two synthesized sentences as clips (what the study reads of a corpus clip)."""
     return [SimpleNamespace(id=name, text=TEXTS[name], audio=speech[name]) for name in TEXTS]
+
+
+@pytest.fixture(scope="module")
+def held_out(speech):
+    return [SimpleNamespace(id=name, text=HELD_OUT_TEXTS[name], audio=speech[name]) for name in HELD_OUT_TEXTS]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -113,6 +124,43 @@ def test_logit_lens_at_the_last_layer_is_the_models_own_logits(tiny, clips):
     assert (lens.rank[-1] == 1).mean() > 0.5  # tiny.en gets most reference tokens right, teacher-forced
 
 
+@pytest.fixture(scope="module")
+def tuned_training(tiny, held_out):
+    """The held-out clips' vectors at every point, and translators trained on them."""
+    data = training_set(tiny, held_out, batch_size=2, seed=0)
+    return data, *train_translators(tiny, data, steps=8, seed=0)
+
+
+def test_the_tuned_lens_stays_exact_at_the_output_and_beats_the_logit_lens_on_held_out_clips(tiny, clips, held_out,
+                                                                                            tuned_training):
+    data, translators, training_kl = tuned_training
+    tokenizer = tokenizer_for(tiny)
+    predicted = sum(len(tokenizer.encode(" " + clip.text)) + 1 for clip in held_out)  # each text token and end-of-text
+    assert data.vectors.shape == (13, predicted, tiny.dims.n_text_state)
+    lens = run_lens(tiny, clips, batch_size=2, translators=translators)
+    # The last point reads the model's own output: its translator starts at the identity and has nothing to learn.
+    assert np.abs(lens.tuned_kl[-1]).max() < 1e-4 and lens.tuned_agrees[-1].all()
+    assert training_kl[-1] < training_kl[0]
+    logit_kl, tuned_kl = lens.kl.mean(1), lens.tuned_kl.mean(1)
+    assert (tuned_kl[:-1] < logit_kl[:-1]).all(), (logit_kl, tuned_kl)  # at every other point, on clips it never saw
+
+
+def test_the_same_seed_trains_the_same_translators(tiny, tuned_training):
+    data = tuned_training[0]
+    first, again, other = (train_translators(tiny, data, steps=2, seed=seed, batch_tokens=8)[0] for seed in (1, 1, 2))
+    assert torch.equal(first.weight, again.weight) and torch.equal(first.bias, again.bias)
+    assert not torch.equal(first.weight, other.weight)  # another seed draws other mini-batches
+
+
+def test_held_out_clips_leave_out_the_evaluated_ones_and_follow_the_seed():
+    pool = [SimpleNamespace(id=f"clip{i}") for i in range(20)]
+    chosen = held_out_clips(pool, pool[:5], 10, seed=3)
+    assert len({clip.id for clip in chosen}) == 10 and not {clip.id for clip in chosen} & {clip.id for clip in pool[:5]}
+    assert chosen == held_out_clips(pool, pool[:5], 10, seed=3) != held_out_clips(pool, pool[:5], 10, seed=4)
+    with pytest.raises(WhisperLensError, match="has 15 English clips outside"):
+        held_out_clips(pool, pool[:5], 16, seed=0)
+
+
 def test_encoder_lens_at_the_last_layer_gives_the_normal_transcript(tiny, clips, encoder_pass, normal_texts):
     mels, cache, resid = encoder_pass
     with torch.no_grad():
@@ -156,22 +204,28 @@ def small_corpus(tmp_path_factory):
 
 
 def test_the_study_runs_end_to_end_saves_loads_and_renders(small_corpus, tmp_path, capsys):
-    config = LayersConfig(model=ModelSpec("tiny.en"), corpus=CorpusSelection(path=str(small_corpus), clips=3),
-                          nonspeech_per_kind=1, max_tokens=16, batch_size=4, examples=1, loop_heads="decoder keep 1")
+    config = LayersConfig(model=ModelSpec("tiny.en"), corpus=CorpusSelection(path=str(small_corpus), clips=2),
+                          nonspeech_per_kind=1, max_tokens=16, batch_size=4, examples=1, loop_heads="decoder keep 1",
+                          tuned_lens_clips=1, tuned_lens_steps=2)
     folder = tmp_path / "layers"
     result, ran = run_study(STUDY, config, folder, StudyContext(folder, progress=False))
     loaded = LayersResult.load(folder)
     assert ran and loaded == result
     assert blocks_as_text(loaded.views()) == blocks_as_text(result.views())  # result.json sorts keys; views must not care
     s = result.summary
-    assert s["clips"]["english"] == 3 and s["clips"]["nonspeech"] >= 1
+    assert s["clips"]["english"] == 2 and s["clips"]["nonspeech"] >= 1
     assert [row["name"] for row in s["configurations"]] == [c.name for c in configurations(4, 4)]
     full, embedding_only = s["configurations"][0], s["configurations"][1]
     assert embedding_only["name"] == "encoder keep 0"
     assert full["english"]["wer"] < embedding_only["english"]["wer"]  # the decoder needs the encoder
     assert embedding_only["english"]["repetition_rate"] == 1.0  # "you, you, you, ..." on every clip
     assert s["lens"]["points"][-1]["top1_agreement"] == 1.0 and s["lens"]["points"][0]["kl"] > 1
-    assert result.arrays["english.insertions"].shape == (14, 3)
+    assert result.arrays["english.insertions"].shape == (14, 2)
+    tuned = s["lens"]["tuned"]  # trained on the corpus's third English clip, evaluated on the first two
+    assert tuned["clips"] == 1 and not set(tuned["clip_ids"]) & set(s["transcripts"]["english"]["ids"])
+    assert result.arrays["lens.tuned_kl"].shape == result.arrays["lens.kl"].shape == (13, s["lens"]["tokens"])
+    assert result.arrays["lens.tuned_training_kl"].shape == (2,)
+    assert s["lens"]["points"][-1]["tuned_top1_agreement"] == 1.0
     traced = s["loop_heads"]
     looping = int(result.arrays["english.repetition"][[r["name"] for r in s["configurations"]].index("decoder keep 1")].sum())
     assert traced["configuration"] == "decoder keep 1" and traced["clips"] == looping
@@ -179,14 +233,14 @@ def test_the_study_runs_end_to_end_saves_loads_and_renders(small_corpus, tmp_pat
     for name in ("index.html", "lens.png", "removal_encoder.png", "removal_decoder.png"):
         assert (folder / name).stat().st_size > 1000
     text = blocks_as_text(result.views())
-    assert "encoder keep 0" in text and "whisper-medium" in text and "4.68" in text
+    assert "encoder keep 0" in text and "whisper-medium" in text and "4.68" in text and "tuned: KL" in text
     assert run_study(STUDY, config, folder, StudyContext(folder, progress=False))[1] is False  # same fingerprint: reused
     assert main(["layers", "show", "--out", str(folder)]) == 0
     assert "decoder skip 2" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("flags", [["--max-tokens", "3"], ["--nonspeech-per-kind", "-1"], ["--batch-size", "0"],
-                                   ["--loop-heads", "decoder 2"]])
+                                   ["--loop-heads", "decoder 2"], ["--tuned-lens-clips", "-1"], ["--tuned-lens-steps", "0"]])
 def test_a_bad_flag_is_one_line_and_exit_status_2(flags, tmp_path, capsys):
     folder = tmp_path / "out"
     assert main(["layers", "run", *flags, "--out", str(folder), "--no-progress"]) == 2

@@ -38,10 +38,18 @@ def lens_figure(points: list[dict], folder: Path, model: str) -> str:
     for key, label in (("top1_agreement", "top-1 = model's own top-1"), ("top1_accuracy", "top-1 = reference token"),
                        ("p_correct", "P(reference token)")):
         left.plot(depth, [p[key] for p in points], marker="o", markersize=3, label=label)
+    tuned = "tuned_kl" in points[0]  # the tuned lens was trained: its curves beside the logit lens's
+    if tuned:
+        left.plot(depth, [p["tuned_top1_agreement"] for p in points], marker="s", markersize=3, linestyle="--",
+                  color="black", label="tuned lens: top-1 = model's own top-1")
     left.set(xlabel="fraction of decoder depth (sub-layers)", ylabel="fraction / probability", ylim=(-0.02, 1.02),
-             title=f"{model}: decoder logit lens")
+             title=f"{model}: decoder logit lens" + (" and tuned lens" if tuned else ""))
     left.legend(fontsize=7)
-    right.plot(depth, [p["kl"] for p in points], marker="o", markersize=3, color="#c0504d")
+    right.plot(depth, [p["kl"] for p in points], marker="o", markersize=3, color="#c0504d", label="logit lens")
+    if tuned:
+        right.plot(depth, [p["tuned_kl"] for p in points], marker="s", markersize=3, linestyle="--", color="black",
+                   label="tuned lens (held-out clips)")
+        right.legend(fontsize=7)
     right.set(xlabel="fraction of decoder depth (sub-layers)", ylabel="KL(final ‖ lens), nats", title="distance to the output")
     for axes in (left, right):
         axes.set_xticks(depth, [p["point"] for p in points], rotation=60, fontsize=6)

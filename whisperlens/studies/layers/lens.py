@@ -9,7 +9,7 @@ block i + 1's `pre`; the last `post` is the model's own final residual stream.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +57,37 @@ class LensResult:
     top_tokens: np.ndarray  # (points, tokens) the lens's top token
     targets: np.ndarray  # (tokens,) the reference token predicted at each position
     clip_of_token: np.ndarray  # (tokens,) which clip (index into the clips given) each token is from
+    tuned_kl: np.ndarray | None = None  # (points, tokens) KL(final || tuned lens), when translators were given
+    tuned_agrees: np.ndarray | None = None  # (points, tokens) the tuned lens's top token is the model's own
+
+
+@dataclass
+class PointVectors:
+    """One batch of teacher-forced clips: the residual stream at every lens point, at each
+    position that predicts a transcript token or the end-of-text."""
+
+    cache: ActivationCache  # the batch's activations; its logits_from_resid is the lens's readout
+    labels: list[str]  # accumulated_resid's label of each point
+    vectors: torch.Tensor  # (points, rows, d)
+    targets: torch.Tensor  # (rows,) the reference token each row predicts
+    clip_of_row: torch.Tensor  # (rows,) each row's clip, an index into the clips given
+
+
+def point_vectors(model, clips: Sequence, batch_size: int, progress: bool | str = False) -> Iterator[PointVectors]:
+    """Teacher-force every clip's reference transcript (30 s exact mode, as each clip alone) and
+    give each batch's residual vectors at every point."""
+    stream = ActivationStream(model, list(clips), lens_hooks(model.dims.n_text_layer), mode="exact",
+                              batch_size=batch_size, teacher_forcing=True, progress=progress)
+    prompt = len(stream.tokenizer.sot_sequence_including_notimestamps)
+    for batch in stream:
+        cache = cache_of(model, batch.activations)
+        resid, labels = cache.accumulated_resid("decoder", incl_mid=True)  # (points, clips, T, d)
+        # Position p predicts token p + 1: from the prompt's last token to the last text token.
+        rows = [(b, p) for b, n in enumerate(batch.token_lengths) for p in range(prompt - 1, n - 1)]
+        clip_rows, positions = (torch.tensor(axis) for axis in zip(*rows))
+        vectors = resid[:, clip_rows, positions]
+        yield PointVectors(cache, labels, vectors, batch.tokens[clip_rows, positions + 1].to(vectors.device),
+                           torch.as_tensor(batch.clip_indices)[clip_rows])
 
 
 def point_metrics(cache: ActivationCache, resid: torch.Tensor, final_log_probs: torch.Tensor,
@@ -75,51 +106,56 @@ def point_metrics(cache: ActivationCache, resid: torch.Tensor, final_log_probs: 
     }
 
 
-def run_lens(model, clips: Sequence, batch_size: int, progress=False) -> LensResult:
-    """Teacher-force every clip's reference transcript and read the lens at every point, at every
-    position that predicts a transcript token or the end-of-text."""
-    n_layers = model.dims.n_text_layer
-    stream = ActivationStream(model, list(clips), lens_hooks(n_layers), mode="exact", batch_size=batch_size,
-                              teacher_forcing=True, progress=progress and "logit lens")
-    prompt = len(stream.tokenizer.sot_sequence_including_notimestamps)
+TUNED_METRICS = ("kl", "agrees")  # what the tuned lens reports beside the logit lens
+
+
+def run_lens(model, clips: Sequence, batch_size: int, progress=False, translators=None) -> LensResult:
+    """Read the logit lens at every point of every teacher-forced clip and, given translators
+    (tuned.Translators), the tuned lens too."""
     parts: dict[str, list[torch.Tensor]] = {}
     targets, clip_of_token, labels = [], [], []
-    for batch in stream:
-        cache = cache_of(model, batch.activations)
-        resid, labels = cache.accumulated_resid("decoder", incl_mid=True)  # (points, clips, T, d)
-        # Position p predicts token p + 1: from the prompt's last token to the last text token.
-        rows = [(b, p) for b, n in enumerate(batch.token_lengths) for p in range(prompt - 1, n - 1)]
-        clip_rows, positions = (torch.tensor(axis) for axis in zip(*rows))
-        vectors = resid[:, clip_rows, positions]  # (points, rows, d)
-        batch_targets = batch.tokens[clip_rows, positions + 1].to(vectors.device)
+    for batch in point_vectors(model, clips, batch_size, progress and "logit lens"):
+        labels = batch.labels
         with torch.inference_mode():
-            final = cache.logits_from_resid(vectors[-1]).float().log_softmax(-1)
-            for k in range(len(vectors)):
-                for name, value in point_metrics(cache, vectors[k], final, batch_targets).items():
+            final = batch.cache.logits_from_resid(batch.vectors[-1]).float().log_softmax(-1)
+            for k, resid in enumerate(batch.vectors):
+                for name, value in point_metrics(batch.cache, resid, final, batch.targets).items():
                     parts.setdefault(name, []).append(value.cpu())
-        targets.append(batch_targets.cpu())
-        clip_of_token.append(torch.as_tensor(batch.clip_indices)[clip_rows])
+                if translators is not None:
+                    tuned = point_metrics(batch.cache, translators(k, resid), final, batch.targets)
+                    for name in TUNED_METRICS:
+                        parts.setdefault(f"tuned_{name}", []).append(tuned[name].cpu())
+        targets.append(batch.targets.cpu())
+        clip_of_token.append(batch.clip_of_row)
     n_points = len(labels)
 
-    def stacked(name: str) -> np.ndarray:  # the batches' (rows,) pieces, point by point -> (points, tokens)
-        pieces = parts[name]
-        return torch.stack([torch.cat(pieces[k::n_points]) for k in range(n_points)]).numpy()
+    def stacked(name: str) -> np.ndarray | None:  # the batches' (rows,) pieces, point by point -> (points, tokens)
+        pieces = parts.get(name)
+        return None if pieces is None else torch.stack([torch.cat(pieces[k::n_points]) for k in range(n_points)]).numpy()
 
-    return LensResult([point_label(label, n_layers) for label in labels], np.arange(n_points) / (n_points - 1),
+    tuned_kl = stacked("tuned_kl")
+    return LensResult([point_label(label, model.dims.n_text_layer) for label in labels],
+                      np.arange(n_points) / (n_points - 1),
                       stacked("kl").astype(np.float32), stacked("agrees"), stacked("rank").astype(np.int32),
                       stacked("probability").astype(np.float32), stacked("top_tokens").astype(np.int32),
-                      torch.cat(targets).numpy().astype(np.int32), torch.cat(clip_of_token).numpy().astype(np.int32))
+                      torch.cat(targets).numpy().astype(np.int32), torch.cat(clip_of_token).numpy().astype(np.int32),
+                      None if tuned_kl is None else tuned_kl.astype(np.float32), stacked("tuned_agrees"))
 
 
 def summarise_points(lens: LensResult) -> list[dict]:
-    """Per point: the means over every token (the median for the rank)."""
-    return [{"point": label, "depth": round(float(depth), 4),
-             "top1_agreement": round(float(lens.agrees[k].mean()), 4),
-             "kl": round(float(lens.kl[k].mean()), 4),
-             "top1_accuracy": round(float((lens.rank[k] == 1).mean()), 4),
-             "median_rank": float(np.median(lens.rank[k])),
-             "p_correct": round(float(lens.probability[k].mean()), 4)}
-            for k, (label, depth) in enumerate(zip(lens.labels, lens.depth))]
+    """Per point: the means over every token (the median for the rank), the tuned lens's too when trained."""
+    points = [{"point": label, "depth": round(float(depth), 4),
+               "top1_agreement": round(float(lens.agrees[k].mean()), 4),
+               "kl": round(float(lens.kl[k].mean()), 4),
+               "top1_accuracy": round(float((lens.rank[k] == 1).mean()), 4),
+               "median_rank": float(np.median(lens.rank[k])),
+               "p_correct": round(float(lens.probability[k].mean()), 4)}
+              for k, (label, depth) in enumerate(zip(lens.labels, lens.depth))]
+    if lens.tuned_kl is not None:
+        for k, point in enumerate(points):
+            point["tuned_kl"] = round(float(lens.tuned_kl[k].mean()), 4)
+            point["tuned_top1_agreement"] = round(float(lens.tuned_agrees[k].mean()), 4)
+    return points
 
 
 def token_examples(lens: LensResult, tokenizer, clip_ids: Sequence[str], n_clips: int) -> list[dict]:

@@ -3,13 +3,16 @@
     whisperlens layers run                                 # tiny.en, 8 English clips per voice, 3 non-speech per kind
     whisperlens layers run --per-voice 34 --nonspeech-per-kind 10 --asterisk 100   # the full setting
     whisperlens layers run --model base
+    whisperlens layers run --tuned-lens-clips 128          # and the tuned lens, trained on 128 held-out clips
 """
 
 from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from ...corpus.selection import CorpusSelection
 from ...errors import WhisperLensError
@@ -19,7 +22,10 @@ from .heads import trace_loops
 from .lens import run_lens, summarise_points, token_examples
 from .metrics import failure_kind, nonspeech_rates, score_nonspeech, score_speech, speech_rates
 from .removal import configurations, decode_configurations
+from .tuned import BATCH_TOKENS, LEARNING_RATE, held_out_clips, train_translators, training_set
 
+LENS_ARRAYS = ("kl", "agrees", "rank", "probability", "top_tokens", "targets", "clip_of_token", "tuned_kl",
+               "tuned_agrees")  # LensResult's arrays, saved as lens.NAME (the tuned ones when trained)
 SETS = ("english", "asterisk", "nonspeech")  # the order they run and show in (result.json sorts its keys)
 # Asterisk prompts up to this long keep the token limit a loop signal (4 s is about 16 tokens).
 ASTERISK_MAX_SECONDS = 4.0
@@ -42,14 +48,18 @@ class LayersConfig(CorpusStudyConfig):
     examples: int = 3  # clips shown token by token in the logit-lens table
     # a configuration (e.g. "decoder skip 2") whose English loops to trace to decoder heads, zeroing each in turn
     loop_heads: str = ""
+    # English corpus clips outside the selection, drawn with the seed, to train the tuned lens on; 0: no tuned lens
+    tuned_lens_clips: int = 0
+    tuned_lens_steps: int = 40  # the tuned lens's training steps, each reading 64 tokens at every point
 
     def validate(self) -> None:
         super().validate()
-        for name in ("nonspeech_per_kind", "asterisk", "examples"):
+        for name in ("nonspeech_per_kind", "asterisk", "examples", "tuned_lens_clips"):
             if getattr(self, name) < 0:
                 raise WhisperLensError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
-        if self.batch_size < 1:
-            raise WhisperLensError(f"--batch-size must be positive, got {self.batch_size}")
+        for name in ("batch_size", "tuned_lens_steps"):
+            if getattr(self, name) < 1:
+                raise WhisperLensError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if not 8 <= self.max_tokens <= LARGEST_TOKEN_LIMIT:
             raise WhisperLensError(f"--max-tokens must lie in 8-{LARGEST_TOKEN_LIMIT}, got {self.max_tokens}")
         if self.loop_heads and not CONFIGURATION_NAME.fullmatch(self.loop_heads):
@@ -100,11 +110,17 @@ def run(config: LayersConfig, context) -> LayersResult:
                                f"(its configurations: {', '.join(c.name for c in found)})")
     seconds = {}
 
+    translators, tuned = None, None
+    if config.tuned_lens_clips:
+        start = time.perf_counter()
+        translators, tuned, training_kl = tuned_lens(model, config, context, english)
+        seconds["tuned_lens"] = round(time.perf_counter() - start, 1)
     start = time.perf_counter()
-    lens = run_lens(model, english, config.batch_size, context.show_progress)
+    lens = run_lens(model, english, config.batch_size, context.show_progress, translators)
     seconds["lens"] = round(time.perf_counter() - start, 1)
-    arrays = {f"lens.{name}": getattr(lens, name)
-              for name in ("kl", "agrees", "rank", "probability", "top_tokens", "targets", "clip_of_token")}
+    arrays = {f"lens.{name}": getattr(lens, name) for name in LENS_ARRAYS if getattr(lens, name) is not None}
+    if translators is not None:
+        arrays["lens.tuned_training_kl"] = training_kl
 
     rows = [{"name": c.name, "stack": c.stack, "kept": list(c.kept), "removed_fraction": round(c.removed_fraction, 4),
              "keeps_first": c.keeps_first} for c in found]
@@ -138,10 +154,26 @@ def run(config: LayersConfig, context) -> LayersResult:
                "layers": {"encoder": model.dims.n_audio_layer, "decoder": model.dims.n_text_layer},
                "clips": {name: len(clips) for name, clips in sets.items()},
                "seconds": seconds,
-               "lens": {"tokens": int(lens.targets.size), "points": points,
+               "lens": {"tokens": int(lens.targets.size), "points": points, "tuned": tuned,
                         "examples": token_examples(lens, tokenizer_for(model), [c.id for c in english], config.examples)},
                "configurations": rows, "failures": failures, "transcripts": transcripts, "loop_heads": loop_heads}
     return LayersResult(config, summary, arrays, folder)
+
+
+def tuned_lens(model, config: LayersConfig, context, evaluated: list):
+    """Train the tuned lens's translators on English clips held out from the evaluated ones:
+    the translators, what the summary says of their training, and the training KL at each step."""
+    pool = [clip for clip in context.corpus(replace(config.corpus, clips=None, per_voice=None))
+            if clip.language == "en" and clip.words]
+    clips = held_out_clips(pool, evaluated, config.tuned_lens_clips, config.seed)
+    data = training_set(model, clips, config.batch_size, config.seed, context.show_progress)
+    translators, losses = train_translators(model, data, config.tuned_lens_steps, config.seed,
+                                            progress=context.progress)
+    tuned = {"clips": len(clips), "clip_ids": [clip.id for clip in clips], "tokens": int(data.vectors.shape[1]),
+             "steps": config.tuned_lens_steps,
+             "batch_tokens": BATCH_TOKENS, "learning_rate": LEARNING_RATE, "seed": config.seed,
+             "training_kl_first": round(losses[0], 4), "training_kl_last": round(losses[-1], 4)}
+    return translators, tuned, np.asarray(losses, dtype=np.float32)
 
 
 def measure_set(set_name: str, clips, decodes, rows: list[dict], failures: list[dict]) -> dict:
@@ -183,21 +215,24 @@ class LayersResult(Result):
             f"{model}: {layers['encoder']} encoder and {layers['decoder']} decoder blocks. Clips: "
             + ", ".join(f"{clips[name]} {name}" for name in sets)
             + f". The logit lens read {s['lens']['tokens']} teacher-forced reference tokens of the English clips. "
-            + "Time (s): " + ", ".join(f"{name} {s['seconds'][name]}" for name in ("lens", *SETS, "loop_heads")
+            + "Time (s): " + ", ".join(f"{name} {s['seconds'][name]}" for name in ("tuned_lens", "lens", *SETS, "loop_heads")
                                        if name in s["seconds"]) + ".\n\n"
             "Models of different depths are compared by the fraction of a stack's depth removed. Keeping the first n "
             "encoder blocks is the encoder lens at layer n: the skipped blocks pass the residual stream through and "
             "ln_post follows, so one curve shows both.")
+        tuned = s["lens"].get("tuned")
         lens_numbers = Table(["point", "depth", "top-1 = model's", "KL (nats)", "top-1 = reference", "median rank",
-                              "P(reference)"],
+                              "P(reference)"] + (["tuned: top-1 = model's", "tuned: KL (nats)"] if tuned else []),
                              [[p["point"], p["depth"], p["top1_agreement"], p["kl"], p["top1_accuracy"], p["median_rank"],
-                               p["p_correct"]] for p in s["lens"]["points"]])
+                               p["p_correct"]] + ([p["tuned_top1_agreement"], p["tuned_kl"]] if tuned else [])
+                              for p in s["lens"]["points"]])
         blocks = [overview,
-                  Figure("lens.png", f"{model} decoder logit lens: agreement with the model's own top token, the reference "
-                         "token's rank and probability, and KL to the output, at every sub-layer", numbers=lens_numbers,
+                  Figure("lens.png", f"{model} decoder logit lens{' and tuned lens' if tuned else ''}: agreement with the "
+                         "model's own top token, the reference token's rank and probability, and KL to the output, at every "
+                         "sub-layer", numbers=lens_numbers,
                          caption="Teacher-forced on the corpus's reference transcripts, which are lowercase and unpunctuated, "
                                  "so 'top-1 = reference' stays below 1 at the output; 'top-1 = model's' reaches 1 there by "
-                                 "construction. 'i post' is block i + 1's input.")]
+                                 "construction. 'i post' is block i + 1's input." + tuned_lens_note(tuned))]
         for example in s["lens"]["examples"]:
             blocks.append(Table(["reference", *(f"top @ {p}" for p in example["points"])], example["rows"],
                                 caption=f"Logit lens token by token, clip {example['clip']}"))
@@ -221,6 +256,17 @@ class LayersResult(Result):
                              for f in s["failures"]],
                             caption="Failure examples: each configuration's first failing clip per set."))
         return blocks
+
+
+def tuned_lens_note(tuned: dict | None) -> str:
+    if tuned is None:
+        return ""
+    return (f" Tuned lens: one affine translator per point (identity at the start) trained to minimise KL(final ‖ lens) "
+            f"on {tuned['tokens']} tokens of {tuned['clips']} English clips held out from these (drawn with seed "
+            f"{tuned['seed']}), {tuned['steps']} steps of {tuned['batch_tokens']} tokens, SGD with Nesterov momentum, "
+            f"learning rate {tuned['learning_rate']}; its training KL (mean over points) went from "
+            f"{tuned['training_kl_first']} to {tuned['training_kl_last']} nats. Its columns are measured on the same "
+            "evaluation tokens as the logit lens's.")
 
 
 def loop_head_views(traced: dict | None, model: str) -> list:
