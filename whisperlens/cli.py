@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "whisperlens.commands.transcribe",
     "whisperlens.commands.inspect",
     "whisperlens.commands.models",
+    "whisperlens.commands.serve",
     "whisperlens.corpus.cli",
 ]
 

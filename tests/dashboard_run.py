@@ -1,0 +1,32 @@
+"""A small run directory for the dashboard tests, made by the real studies: the example study
+(a figure and audio) and the features study over the 30-clip test corpus (a store with
+encoder and decoder sites, neurons and random directions), both on tiny.en."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from whisperlens.corpus.selection import CorpusSelection
+from whisperlens.features.study import STUDY as FEATURES
+from whisperlens.features.study import FeaturesConfig
+from whisperlens.studies.example import STUDY as EXAMPLE
+from whisperlens.studies.example import ExampleConfig
+from whisperlens.study import StudyContext
+from whisperlens.study.runner import run_pipeline
+
+from .conftest import HOOKS
+
+_built: dict[str, Path] = {}
+
+
+def run_directory(tmp_path_factory, corpus) -> Path:
+    """runs/main as `whisperlens run` leaves it, in small: built once per test session."""
+    key = str(tmp_path_factory.getbasetemp())
+    if key not in _built:
+        out = tmp_path_factory.mktemp("dashboard-run") / "main"
+        features = FeaturesConfig(corpus=CorpusSelection(path=str(corpus.root)), store=str(out / "store"), hooks=HOOKS,
+                                  bases=("neurons", "random"), random_features=64, top_k=6, batch_size=7, html=False)
+        run_pipeline([(EXAMPLE, ExampleConfig()), (FEATURES, features)], out, "whisperlens: tiny.en",
+                     StudyContext(out, progress=False))
+        _built[key] = out
+    return _built[key]
