@@ -64,7 +64,7 @@ def test_dashboard_in_chromium(run_dir, tmp_path):
         # A click on the spectrogram plays the plain audio from that point in the window.
         box = page.locator("img.seek").first.bounding_box()
         page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] / 2)
-        page.wait_for_function("document.querySelector('audio.plain').currentTime > 0.7 && !document.querySelector('audio.plain').paused")
+        page.wait_for_function("(audio => audio.currentTime > 0.7 && !audio.paused)(document.querySelector('audio.plain'))")
         page.screenshot(path=str(tmp_path / "feature.png"), full_page=True)
 
         # Your audio: upload a synthesized clip; its transcript and timeline appear.
