@@ -31,3 +31,104 @@ def test_report_shows_every_study_in_the_run(client, run_dir):
     assert 'id="example"' in html and 'id="features"' in html
     assert 'src="/media/features/selective.png"' in html and 'src="/media/example/norms.png"' in html
     assert client.get("/media/features/selective.png").data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---- the feature browser ------------------------------------------------------------------------
+
+
+def _labels(run_dir):
+    from whisperlens.features.store import FeatureStore
+
+    store = FeatureStore(run_dir / "store")
+    return {f"{site}:{label['feature']}": label for site in store.sites for label in store.labels(site)}
+
+
+def test_feature_search_filters_sorts_and_pages(client, run_dir):
+    labels = _labels(run_dir)
+    everything = client.get("/api/features?per_page=1").json
+    assert everything["total"] == len(labels)
+
+    with_t = {fid for fid, label in labels.items() if label.get("top_phone") == "T"}
+    first = client.get("/api/features?phone=T&sort=max&per_page=20").json
+    second = client.get("/api/features?phone=T&sort=max&per_page=20&page=2").json
+    assert first["total"] == len(with_t) > 20
+    rows = first["rows"] + second["rows"]
+    assert {row["id"] for row in rows} <= with_t and len({row["id"] for row in rows}) == len(rows)
+    maxima = [row["max_value"] for row in rows]
+    assert maxima == sorted(maxima, reverse=True)
+    assert maxima == sorted((labels[fid]["max_value"] for fid in with_t), reverse=True)[:len(rows)]
+
+    ascending = client.get("/api/features?sort=firing&order=asc&basis=random&selective=yes&per_page=200").json
+    assert ascending["total"] == sum(1 for fid, label in labels.items() if fid.startswith("random:") and label.get("selective"))
+    assert all(row["basis"] == "random" and row["selective"] for row in ascending["rows"])
+    rates = [row["firing_rate"] for row in ascending["rows"]]
+    assert rates == sorted(rates)
+
+    ranged = client.get("/api/features?min_selectivity=0.6&max_selectivity=0.8&min_firing=0.01").json
+    assert ranged["total"] == sum(1 for label in labels.values()
+                                  if 0.6 <= label["top_share"] <= 0.8 and label["firing_rate"] >= 0.01)
+    by_id = client.get("/api/features?q=hook_post:17&per_page=200").json
+    assert {row["id"] for row in by_id["rows"]} == {fid for fid in labels if "hook_post:17" in fid}
+
+    page = client.get("/features?phone=T&sort=max").get_data(as_text=True)
+    assert f"{len(with_t)} of {len(labels)} features" in page
+
+
+BAD_VALUES = ["-1", "0", "1e309", "nan", "inf", "abc", "' OR 1=1 --", "%", "_", "\x00", "ü" * 300, "9" * 40, "1.5", "[]", "{}"]
+
+
+def test_bad_query_parameters_are_clear_400s_and_the_server_stays_up(client):
+    import random
+
+    rng = random.Random(0)
+    names = ["page", "per_page", "sort", "order", "site", "basis", "phone", "selective", "polyphonetic",
+             "min_selectivity", "max_selectivity", "min_firing", "max_firing", "q", "limit", "frame", "amplified", "top"]
+    # Routes that run the model are fuzzed below with values their checks must reject: a
+    # request they accept takes seconds.
+    paths = ["/features", "/api/features", "/api/corpus", "/audio/feature/encoder.blocks.2.mlp.hook_post:3/top/0"]
+    statuses = set()
+    for _ in range(150):
+        query = {rng.choice(names): rng.choice(BAD_VALUES) for _ in range(rng.randint(1, 3))}
+        response = client.get(rng.choice(paths), query_string=query)
+        statuses.add(response.status_code)
+        assert response.status_code in (200, 400, 404), (query, response.status_code)
+        if response.status_code != 200:
+            assert "Traceback" not in response.get_data(as_text=True)
+    assert 400 in statuses
+    for value in ["-1", "1e309", "nan", "abc", "' OR 1=1 --", "9" * 40, "1.5", "\x00"]:
+        for path, name in (("attention", "frame"), ("analysis", "site"), ("analysis", "top")):
+            response = client.get(f"/api/clips/corpus-0/{path}", query_string={name: value})
+            assert response.status_code == 400 and response.json["error"].startswith(name), (path, name, value)
+    answer = client.get("/api/features?per_page=500")
+    assert answer.status_code == 400 and answer.json == {"error": "per_page: must be between 1 and 200, got 500"}
+    assert client.get("/features?sort=nope").status_code == 400
+    for path in ("/features/not-a-feature", "/features/encoder.blocks.2.mlp.hook_post:999999", "/audio/feature/x:1/top/0",
+                 "/audio/feature/encoder.blocks.2.mlp.hook_post:3/top/99", "/figures/feature/nope:1/histogram.png",
+                 "/api/clips/upload-unknown/analysis", "/api/clips/corpus-99999/attention", "/no/such/page"):
+        response = client.get(path)
+        assert response.status_code in (400, 404), path
+        assert "Traceback" not in response.get_data(as_text=True)
+    assert client.get("/").status_code == 200
+
+
+# ---- media -------------------------------------------------------------------------------------
+
+
+def test_media_are_served_only_from_the_run_directory(client, run_dir, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside the run directory")
+    (run_dir / "example" / "escape.txt").unlink(missing_ok=True)
+    (run_dir / "example" / "escape.txt").symlink_to(secret)
+    (run_dir / ".hidden").write_text("hidden")
+    assert client.get("/media/example/norms.png").status_code == 200
+    ranged = client.get("/media/example/norms.png", headers={"Range": "bytes=0-7"})
+    assert ranged.status_code == 206 and ranged.data == b"\x89PNG\r\n\x1a\n"
+    relative_secret = "/".join([".."] * len(run_dir.relative_to(run_dir.anchor).parts)) + str(secret)
+    for path in ["../secret.txt", "../../secret.txt", "..%2f..%2fsecret.txt", "%2e%2e/%2e%2e/secret.txt",
+                 "example/../../secret.txt", relative_secret, "/" + str(secret), "//etc/passwd", "example/escape.txt",
+                 ".hidden", "example", "example/", "nope.png", "example\\..\\..\\secret.txt", "example/%00.png"]:
+        response = client.get("/media/" + path, follow_redirects=True)  # werkzeug redirects // to /
+        assert response.status_code == 404, path
+        assert b"outside the run directory" not in response.data
+    audio = client.get("/audio/feature/encoder.blocks.2.mlp.hook_post:3/top/0", headers={"Range": "bytes=0-99"})
+    assert audio.status_code == 206 and len(audio.data) == 100 and audio.mimetype == "audio/mpeg"
