@@ -1,6 +1,6 @@
-"""A small run directory for the dashboard tests, made by the real studies: the example study
-(a figure and audio) and the features study over the 30-clip test corpus (a store with
-encoder and decoder sites, neurons and random directions), both on tiny.en."""
+"""A small run directory for the dashboard's tests and screenshots, made by the real studies:
+the example study (a figure and audio) and the features study over a small corpus (a store with
+encoder and decoder sites, neurons and random directions, inside the run directory), on tiny.en."""
 
 from __future__ import annotations
 
@@ -19,14 +19,17 @@ from .conftest import HOOKS
 _built: dict[str, Path] = {}
 
 
+def build_run(out: Path, corpus_root: str, progress: bool = False) -> Path:
+    """runs/main as `whisperlens run` leaves it, in small; a second call reuses the results."""
+    features = FeaturesConfig(corpus=CorpusSelection(path=corpus_root), store=str(out / "store"), hooks=HOOKS,
+                              bases=("neurons", "random"), random_features=64, top_k=6, batch_size=7, html=False)
+    run_pipeline([(EXAMPLE, ExampleConfig()), (FEATURES, features)], out, "whisperlens: tiny.en", StudyContext(out, progress))
+    return out
+
+
 def run_directory(tmp_path_factory, corpus) -> Path:
-    """runs/main as `whisperlens run` leaves it, in small: built once per test session."""
+    """The tests' run directory: built once per test session, over the 30-clip test corpus."""
     key = str(tmp_path_factory.getbasetemp())
     if key not in _built:
-        out = tmp_path_factory.mktemp("dashboard-run") / "main"
-        features = FeaturesConfig(corpus=CorpusSelection(path=str(corpus.root)), store=str(out / "store"), hooks=HOOKS,
-                                  bases=("neurons", "random"), random_features=64, top_k=6, batch_size=7, html=False)
-        run_pipeline([(EXAMPLE, ExampleConfig()), (FEATURES, features)], out, "whisperlens: tiny.en",
-                     StudyContext(out, progress=False))
-        _built[key] = out
+        _built[key] = build_run(tmp_path_factory.mktemp("dashboard-run") / "main", str(corpus.root))
     return _built[key]

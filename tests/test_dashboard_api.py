@@ -132,3 +132,16 @@ def test_media_are_served_only_from_the_run_directory(client, run_dir, tmp_path)
         assert b"outside the run directory" not in response.data
     audio = client.get("/audio/feature/encoder.blocks.2.mlp.hook_post:3/top/0", headers={"Range": "bytes=0-99"})
     assert audio.status_code == 206 and len(audio.data) == 100 and audio.mimetype == "audio/mpeg"
+
+
+def test_links_out_of_the_run_directory_become_text(run_dir):
+    from whisperlens.dashboard.rundir import RunDirectory
+    from whisperlens.study import Link, Text
+
+    run = RunDirectory(run_dir)
+    folder = run_dir / "features"
+    inside = Link("../example/index.html", "the example's page")
+    assert run._served(inside, folder) is inside
+    outside = run._served(Link("../../elsewhere/html/index.html", "Listen to the features"), folder)
+    assert isinstance(outside, Text)
+    assert outside.text.startswith(f"Listen to the features: {(run_dir.parent / 'elsewhere/html/index.html').resolve()}")

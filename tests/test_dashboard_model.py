@@ -181,6 +181,9 @@ def test_serve_command_binds_loopback_and_prints_its_url(run_dir):
     (["--port", "70000"], "--port must be 0-65535"),
     (["--max-upload-mb", "0"], "--max-upload-mb must be positive"),
 ])
-def test_serve_refuses_bad_arguments_in_one_line(arguments, message):
-    done = subprocess.run([sys.executable, "-m", "whisperlens", "serve", *arguments], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and done.stderr.startswith(f"whisperlens: error: {message}") and done.stderr.count("\n") == 1
+def test_serve_refuses_bad_arguments_in_one_line(arguments, message, capsys):
+    from whisperlens.cli import main
+
+    assert main(["serve", *arguments]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"whisperlens: error: {message}") and error.count("\n") == 1

@@ -11,6 +11,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ..errors import WhisperLensError
+from ..study.blocks import Link, Text
 from ..study.result import read_record
 
 
@@ -70,8 +71,18 @@ class RunDirectory:
             except (WhisperLensError, OSError, ValueError, KeyError) as error:
                 sections.append(StudySection(name, study.title, folder, base, None, str(error)))
                 continue
-            sections.append(StudySection(name, study.title, folder, base, blocks))
+            sections.append(StudySection(name, study.title, folder, base, [self._served(block, folder) for block in blocks]))
         return sections
+
+    def _served(self, block, folder: Path):
+        """The block as the dashboard can serve it: a link to a file outside the run directory
+        (which the media route refuses) becomes text naming the file, to open from disk."""
+        if not isinstance(block, Link) or "://" in block.href or block.href.startswith(("/", "#")):
+            return block
+        target = (folder / block.href).resolve()
+        if target.is_relative_to(self.root):
+            return block
+        return Text(f"{block.text}: {target} (outside the run directory, so not served here; open it from disk)")
 
     @cached_property
     def store(self):
