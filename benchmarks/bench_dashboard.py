@@ -133,7 +133,7 @@ def main() -> None:
     indexed = time.perf_counter() - started
     (work / "run").mkdir()
     print(f"store {'given' if args.store else f'built here in {built:.0f} s'}: {index.size} features over "
-          f"{len(index.sites)} sites; index built in {indexed:.2f} s")
+          f"{len(index.sites)} sites; index ready in {indexed:.2f} s (built if missing or stale)")
     print(f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs (above the CPU count, other work shares the cores and times inflate)")
 

@@ -66,7 +66,11 @@ def main() -> None:
 
         page.click("table.browser tr:nth-child(2) td a")
         page.wait_for_load_state("networkidle")
-        page.wait_for_function("[...document.images].every(image => image.complete)")
+        images = page.locator("img")
+        for i in range(images.count()):  # spectrograms load lazily, each a model run: bring each into view
+            images.nth(i).scroll_into_view_if_needed()
+        page.wait_for_function("[...document.images].every(image => image.complete)", timeout=600_000)
+        page.evaluate("window.scrollTo(0, 0)")
         shot(page, "feature", full_page=True)
 
         page.goto(f"{base}/listen")
@@ -74,7 +78,7 @@ def main() -> None:
         page.click("#upload button[type=submit]")
         page.wait_for_selector("#transcript button.word", timeout=300_000)
         page.click("#transcript button.word >> text=fox")
-        page.fill("#band-k", "2")
+        page.fill("#band-k", "10")
         page.click("#poke button[type=submit]")
         page.wait_for_selector("#poke-result:not([hidden])", timeout=300_000)
         page.fill("#attention-frame", "60")

@@ -13,9 +13,9 @@ from ..errors import WhisperLensError
 from ..interventions import Intervention, Steer
 
 FRAME_SECONDS = 0.02
-# Tokens per second of audio a transcript may hold: speech runs at 3-5 tokens a second, so an
+# Tokens per second of audio a transcript may hold: speech runs at 3-4 tokens a second, so an
 # intervention that sends the decoder into a loop stops after a few seconds' worth, not at 224.
-TOKENS_PER_SECOND, MIN_TOKENS = 8, 16
+TOKENS_PER_SECOND, MIN_TOKENS = 5, 16
 # Greedy decoding, one attempt: temperature fallback would sample, and the same request would
 # not always give the same transcript.
 DECODING = {"temperature": 0.0, "fp16": False, "condition_on_previous_text": False}
