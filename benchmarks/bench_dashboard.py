@@ -116,9 +116,6 @@ def main() -> None:
 
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
     from whisperlens.dashboard.app import create_app
     from whisperlens.dashboard.feature_index import FeatureIndex
     from whisperlens.dashboard.server import serving
@@ -132,6 +129,8 @@ def main() -> None:
     index = FeatureIndex(FeatureStore(store))
     indexed = time.perf_counter() - started
     (work / "run").mkdir()
+    if args.threads:  # set after the build, whose SAE training sets its own
+        torch.set_num_threads(args.threads)
     print(f"store {'given' if args.store else f'built here in {built:.0f} s'}: {index.size} features over "
           f"{len(index.sites)} sites; index ready in {indexed:.2f} s (built if missing or stale)")
     print(f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} "

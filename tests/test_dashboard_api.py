@@ -100,7 +100,7 @@ def test_bad_query_parameters_are_clear_400s_and_the_server_stays_up(client):
             response = client.get(f"/api/clips/corpus-0/{path}", query_string={name: value})
             assert response.status_code == 400 and response.json["error"].startswith(name), (path, name, value)
     answer = client.get("/api/features?per_page=500")
-    assert answer.status_code == 400 and answer.json == {"error": "per_page: must be between 1 and 200, got 500"}
+    assert answer.status_code == 400 and answer.json == {"error": "per_page: must be a whole number between 1 and 200, got '500'"}
     assert client.get("/features?sort=nope").status_code == 400
     for path in ("/features/not-a-feature", "/features/encoder.blocks.2.mlp.hook_post:999999", "/audio/feature/x:1/top/0",
                  "/audio/feature/encoder.blocks.2.mlp.hook_post:3/top/99", "/figures/feature/nope:1/histogram.png",

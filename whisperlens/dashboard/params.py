@@ -24,28 +24,23 @@ def text(args: Mapping, name: str, default: str = "", choices: list[str] | None 
 
 
 def integer(args: Mapping, name: str, default: int, low: int, high: int) -> int:
-    raw = args.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise WhisperLensError(f"{name}: expected a whole number, got {raw[:40]!r}") from None
-    if not low <= value <= high:
-        raise WhisperLensError(f"{name}: must be between {low} and {high}, got {value}")
-    return value
+    return _bounded(args, name, default, low, high, int, "a whole number")
 
 
 def number(args: Mapping, name: str, default: float | None, low: float, high: float) -> float | None:
+    return _bounded(args, name, default, low, high, float, "a number")
+
+
+def _bounded(args: Mapping, name: str, default, low, high, convert, what: str):
     raw = args.get(name)
     if raw in (None, ""):
         return default
     try:
-        value = float(raw)
+        value = convert(raw)
     except ValueError:
-        raise WhisperLensError(f"{name}: expected a number, got {raw[:40]!r}") from None
+        raise WhisperLensError(f"{name}: expected {what}, got {raw[:40]!r}") from None
     if not math.isfinite(value) or not low <= value <= high:
-        raise WhisperLensError(f"{name}: must be a number between {low:g} and {high:g}, got {raw[:40]!r}")
+        raise WhisperLensError(f"{name}: must be {what} between {low:g} and {high:g}, got {raw[:40]!r}")
     return value
 
 
