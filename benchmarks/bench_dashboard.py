@@ -137,7 +137,7 @@ def main() -> None:
           f"on {os.cpu_count()} CPUs (above the CPU count, other work shares the cores and times inflate)")
 
     clip = ten_second_clip(work)
-    with serving(create_app(work / "run", store=store)) as base:
+    with serving(create_app(work / "run", [], store=store)) as base:
         latencies = []
         for query in search_queries(index, args.searches):
             started = time.perf_counter()

@@ -40,6 +40,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from tests.browser import CHROMIUM, FLAGS
+    from tests.dashboard_run import studies
     from whisperlens.dashboard.app import create_app
     from whisperlens.dashboard.server import serving
 
@@ -54,7 +55,7 @@ def main() -> None:
         page.screenshot(path=str(out / f"{name}.png"), full_page=full_page)
         print(out / f"{name}.png")
 
-    with serving(create_app(run_dir)) as base, sync_playwright() as playwright:
+    with serving(create_app(run_dir, studies())) as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(f"{base}/")

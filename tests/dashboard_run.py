@@ -33,3 +33,11 @@ def run_directory(tmp_path_factory, corpus) -> Path:
     if key not in _built:
         _built[key] = build_run(tmp_path_factory.mktemp("dashboard-run") / "main", str(corpus.root))
     return _built[key]
+
+
+def studies() -> list:
+    """Every study the command line knows, as `whisperlens serve` passes them to the app."""
+    from whisperlens.cli import STUDY_MODULES
+    from whisperlens.commands.serve import load_studies
+
+    return load_studies(STUDY_MODULES)

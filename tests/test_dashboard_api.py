@@ -9,7 +9,7 @@ import pytest
 
 from whisperlens.dashboard.app import create_app
 
-from .dashboard_run import run_directory
+from .dashboard_run import run_directory, studies
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +19,7 @@ def run_dir(tmp_path_factory, corpus):
 
 @pytest.fixture(scope="session")
 def client(run_dir):
-    app = create_app(run_dir)
+    app = create_app(run_dir, studies())
     app.testing = False  # errors go through the app's own handlers, as in the browser
     return app.test_client()
 
@@ -138,7 +138,7 @@ def test_links_out_of_the_run_directory_become_text(run_dir):
     from whisperlens.dashboard.rundir import RunDirectory
     from whisperlens.study import Link, Text
 
-    run = RunDirectory(run_dir)
+    run = RunDirectory(run_dir, studies())
     folder = run_dir / "features"
     inside = Link("../example/index.html", "the example's page")
     assert run._served(inside, folder) is inside

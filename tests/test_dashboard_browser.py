@@ -12,7 +12,7 @@ from whisperlens.dashboard.server import serving
 
 from .browser import broken_images, browser_page
 from .conftest import synthesize
-from .dashboard_run import run_directory
+from .dashboard_run import run_directory, studies
 
 PHONE = "T"
 
@@ -24,7 +24,7 @@ def run_dir(tmp_path_factory, corpus):
 
 def test_dashboard_in_chromium(run_dir, tmp_path):
     clip = synthesize("The quick brown fox jumps over the lazy dog.", tmp_path / "fox.wav")
-    with serving(create_app(run_dir)) as base, browser_page(tmp_path / "profile") as page:
+    with serving(create_app(run_dir, studies())) as base, browser_page(tmp_path / "profile") as page:
         page.set_viewport_size({"width": 1400, "height": 1000})
         assert base.startswith("http://127.0.0.1:")
 

@@ -21,7 +21,7 @@ from whisperlens.dashboard.server import serving
 from whisperlens.features.bases import NeuronBasis, RandomBasis
 
 from .conftest import synthesize
-from .dashboard_run import run_directory
+from .dashboard_run import run_directory, studies
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +31,7 @@ def run_dir(tmp_path_factory, corpus):
 
 @pytest.fixture(scope="session")
 def app(run_dir):
-    app = create_app(run_dir, max_upload_mb=1)
+    app = create_app(run_dir, studies(), max_upload_mb=1)
     app.testing = False
     return app
 

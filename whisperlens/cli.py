@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="whisperlens", description="Mechanistic interpretability for OpenAI Whisper."
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.set_defaults(study_modules=STUDY_MODULES)  # for commands that show any study's results (serve)
     from .study.cli import register_study
 
     for module_name in STUDY_MODULES:

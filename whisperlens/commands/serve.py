@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.max_upload_mb > 0:
         raise WhisperLensError(f"--max-upload-mb must be positive, not {args.max_upload_mb}")
     check_device(args.device)
-    app = create_app(args.run_dir, store=args.store, model=args.model, device=args.device, max_upload_mb=args.max_upload_mb)
+    app = create_app(args.run_dir, load_studies(args.study_modules), store=args.store, model=args.model,
+                     device=args.device, max_upload_mb=args.max_upload_mb)
     try:
         server = make_server(app, args.host, args.port)
     except OSError as error:
@@ -53,3 +54,18 @@ def run(args: argparse.Namespace) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def load_studies(module_names: list[str]) -> list:
+    """The Study of each module the command line names (cli.STUDY_MODULES, passed in by the
+    parser: importing cli here would make it a cycle), skipping any not in this checkout."""
+    import importlib
+
+    studies = []
+    for name in module_names:
+        try:
+            studies.append(importlib.import_module(name).STUDY)
+        except ModuleNotFoundError as error:
+            if not (error.name and name.startswith(error.name)):
+                raise
+    return studies

@@ -11,8 +11,8 @@ from ..errors import WhisperLensError
 from ..features.listening import amplified_window, encode_audio, frame_centre_sample, window
 from ..interventions import interventions_from_json
 from . import analysis, figures, params
-from .app import NotFound, state
 from .feature_view import example_location, histogram_arrays
+from .shared import NotFound, feature_index, state
 
 blueprint = Blueprint("api", __name__)
 MAX_INTERVENTIONS = 8
@@ -35,9 +35,7 @@ def _media(data: bytes, mimetype: str) -> Response:
 
 @blueprint.get("/api/features")
 def search_features():
-    from .pages import _index
-
-    index = _index()
+    index = feature_index()
     page = index.search(params.feature_query(request.args, index.sites, index.bases, index.phones))
     return jsonify({"total": page.total, "pages": page.pages, "query": asdict(page.query), "rows": page.rows})
 

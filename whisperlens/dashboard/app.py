@@ -21,22 +21,19 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..errors import WhisperLensError
 from ..study.render import render
-from . import DEFAULT_MAX_UPLOAD_MB
+from . import DEFAULT_MAX_UPLOAD_MB, api, pages
 from .rundir import MediaNotFound, RunDirectory
+from .shared import NotFound
 from .workbench import ClipNotFound, Workbench
 
 log = logging.getLogger("whisperlens.dashboard")
 
 
-class NotFound(WhisperLensError):
-    """Something the request names that is not there: a 404."""
-
-
-def create_app(run_dir: str | Path, store: str | Path | None = None, model: str | None = None, device: str = "cpu",
-               max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB) -> Flask:
-    from . import api, pages
-
-    run = RunDirectory(run_dir, store)
+def create_app(run_dir: str | Path, studies: list, store: str | Path | None = None, model: str | None = None,
+               device: str = "cpu", max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB) -> Flask:
+    """The app over `run_dir`; `studies` are the Study records whose results it can show (the
+    command line's list: this layer names no study)."""
+    run = RunDirectory(run_dir, studies, store)
     feature_store = run.store
     manifest = feature_store.manifest if feature_store is not None else {}
     workbench = Workbench(model or manifest.get("model", "tiny.en"), device, feature_store, manifest.get("mode", "short"))
@@ -73,9 +70,3 @@ def _error_handlers(app: Flask) -> None:
     def unexpected(error: Exception):
         log.exception("unexpected error on %s", request.path)
         return answer(500, "something went wrong on the server (details are in its log)")
-
-
-def state(app: Flask | None = None) -> dict:
-    from flask import current_app
-
-    return (app or current_app).extensions["whisperlens"]

@@ -11,35 +11,21 @@ from flask import Blueprint, request
 from ..study.render import render
 from . import params
 from .feature_view import feature_view
+from .shared import feature_index, state
 
 blueprint = Blueprint("pages", __name__)
 
 
-def _state():
-    from .app import state
-
-    return state()
-
-
-def _index():
-    from .feature_index import FeatureIndex
-
-    state = _state()
-    if "index" not in state:
-        state["index"] = FeatureIndex(state["workbench"].require_store())
-    return state["index"]
-
-
 @blueprint.get("/")
 def report():
-    run = _state()["run"]
+    run = state()["run"]
     return render("dashboard_report.html.j2", title=f"whisperlens: {run.root.name}", run=str(run.root),
                   sections=run.sections(), has_store=run.store is not None)
 
 
 @blueprint.get("/features")
 def features():
-    index = _index()
+    index = feature_index()
     query = params.feature_query(request.args, index.sites, index.bases, index.phones)
     page = index.search(query)
     kept = {k: v for k, v in request.args.items() if k not in ("page",) and v}
@@ -56,7 +42,7 @@ def features():
 
 @blueprint.get("/features/<feature_id>")
 def feature(feature_id: str):
-    store = _state()["workbench"].require_store()
+    store = state()["workbench"].require_store()
     view = feature_view(store, feature_id)
     return render("dashboard_feature.html.j2", title=view["id"], feature=view,
                   model=store.manifest["model"], mode=store.manifest["mode"])
@@ -64,8 +50,8 @@ def feature(feature_id: str):
 
 @blueprint.get("/listen")
 def listen():
-    state = _state()
-    store = state["workbench"].store
+    app_state = state()
+    store = app_state["workbench"].store
     sites = [s for s in store.sites if not store.site_info(s)["hook"].startswith("decoder.")] if store else []
-    return render("dashboard_listen.html.j2", title="Your audio", sites=sites, max_upload_mb=state["max_upload_mb"],
+    return render("dashboard_listen.html.j2", title="Your audio", sites=sites, max_upload_mb=app_state["max_upload_mb"],
                   clip=params.text(request.args, "clip"))

@@ -4,7 +4,6 @@ the feature store the results name, and files that may be served from it."""
 
 from __future__ import annotations
 
-import importlib
 import posixpath
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,23 +24,10 @@ class StudySection:
     error: str = ""  # why its result could not be read
 
 
-def known_studies() -> dict:
-    """Every study the command line registers, by name (in the CLI's order)."""
-    from ..cli import STUDY_MODULES
-
-    studies = {}
-    for module_name in STUDY_MODULES:
-        try:
-            study = importlib.import_module(module_name).STUDY
-        except ModuleNotFoundError:
-            continue  # a study not present in this checkout
-        studies[study.name] = study
-    return studies
-
-
 class RunDirectory:
-    def __init__(self, root: str | Path, store: str | Path | None = None):
+    def __init__(self, root: str | Path, studies: list, store: str | Path | None = None):
         self.root = Path(root).resolve()
+        self.studies = {study.name: study for study in studies}  # in the command line's order
         if not self.root.is_dir():
             raise WhisperLensError(f"{root}: no such run directory; run `whisperlens run` first, or name one")
         self._store_path = Path(store) if store else None
@@ -57,7 +43,7 @@ class RunDirectory:
 
     def sections(self) -> list[StudySection]:
         """A section per finished study, in the CLI's order of studies, then any others by name."""
-        studies = known_studies()
+        studies = self.studies
         order = {name: i for i, name in enumerate(studies)}
         sections = []
         for name, folder in sorted(self.result_folders(), key=lambda item: (order.get(item[0], len(order)), item[0])):
