@@ -85,6 +85,17 @@ def test_bad_uploads_get_a_clear_4xx(app, tmp_path, fox):
     assert answer.status_code == 413 and "larger than the 1 MB limit" in answer.json["error"]
     assert client.post("/api/clips").status_code == 400
     assert client.post("/api/clips", data={"audio": "text, not a file"}).status_code == 400
+    # Fuzzed files: random bytes, and real audio cut short or with bytes flipped, under audio names.
+    rng = np.random.default_rng(0)
+    real = fox.read_bytes()
+    blobs = [rng.bytes(int(n)) for n in rng.integers(1, 50_000, 8)]
+    blobs += [real[: len(real) // k] for k in (2, 7, 40)]
+    blobs += [bytes(b ^ 0xFF if i % 97 == 0 else b for i, b in enumerate(real))]
+    for i, blob in enumerate(blobs):
+        (tmp_path / f"fuzz{i}.{['wav', 'mp3', 'flac', 'ogg'][i % 4]}").write_bytes(blob)
+        answer = _upload(client, tmp_path / f"fuzz{i}.{['wav', 'mp3', 'flac', 'ogg'][i % 4]}")
+        assert answer.status_code in (200, 400), (i, answer.status_code)
+        assert answer.status_code == 200 or answer.json["error"].startswith(f"fuzz{i}.")
     assert _upload(client, fox).status_code == 200  # and the server goes on
 
 
@@ -129,6 +140,10 @@ def test_bad_interventions_are_400s(app, fox):
         json.dumps({"steer": [{"feature": "nope:1", "scale": 1}]}): ("application/json", "unknown site"),
         json.dumps({"steer": [{"feature": "encoder.blocks.2.mlp.hook_post:1", "scale": "big"}]}): ("application/json", "scale"),
         json.dumps({"interventions": [{}] * 20}): ("application/json", "8 entries at most"),
+        json.dumps({"interventions": [{"kind": "steer", "hook": "encoder.blocks.0.hook_resid_post", "vector": [1.0, 2.0]}]}):
+            ("application/json", "do not fit this model's activations"),
+        json.dumps({"interventions": [{"kind": "patch", "hook": "encoder.blocks.0.hook_resid_post", "source": {"a": [1]}}]}):
+            ("application/json", "patch"),
     }
     for body, (kind, message) in cases.items():
         answer = client.post(f"/api/clips/{key}/poke", data=body, headers={"Content-Type": kind})

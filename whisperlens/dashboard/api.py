@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, request, send_file
 
 from ..errors import WhisperLensError
 from ..features.listening import amplified_window, encode_audio, frame_centre_sample, window
-from ..interventions import interventions_from_json
+from ..interventions import Patch, interventions_from_json
 from . import analysis, figures, params
 from .feature_view import example_location, histogram_arrays
 from .shared import NotFound, feature_index, state
@@ -142,8 +142,8 @@ def poke_clip(clip: str):
     if not isinstance(raw, list) or not isinstance(steer, list) or len(raw) + len(steer) > MAX_INTERVENTIONS:
         raise WhisperLensError(f"interventions and steer are lists, {MAX_INTERVENTIONS} entries at most together")
     specs = interventions_from_json(raw)
-    if any(spec.to_dict().get("source") for spec in specs):
-        raise WhisperLensError("patching from another run's cache is not offered here")
+    if any(isinstance(spec, Patch) and spec.source is not None for spec in specs):
+        raise WhisperLensError("patch: a source cache is not data; give a value")
     for entry in steer:
         if not isinstance(entry, dict) or not isinstance(entry.get("feature"), str):
             raise WhisperLensError("each steer entry is {\"feature\": \"SITE:INDEX\", \"scale\": NUMBER}")
@@ -161,7 +161,10 @@ def poke_clip(clip: str):
         if baseline is None:
             baseline = analysis.transcript(model, audio, workbench.language(model), words=False)["text"]
             workbench.baselines.put(clip, baseline)
-        changed = analysis.transcript(model, audio, workbench.language(model), specs, words=False)
+        try:
+            changed = analysis.transcript(model, audio, workbench.language(model), specs, words=False)
+        except RuntimeError as error:  # a vector or value whose shape does not fit the activation
+            raise WhisperLensError(f"the interventions do not fit this model's activations: {str(error)[:200]}") from None
     return jsonify({"clip": clip, "baseline": baseline, "text": changed["text"],
                     "interventions": [_summary(spec) for spec in specs]})
 

@@ -4,7 +4,7 @@ feature store.
 The model is shared state in the strictest sense: hooks, attention masks and skip flags are
 set on its modules while an intervention is open, so two requests running it at once would see
 each other's interventions. Every use of the model goes through `using_model()`, one request at
-a time; a request that waits gets exactly the result it would get alone (tests/test_dashboard_api.py
+a time; a request that waits gets exactly the result it would get alone (tests/test_dashboard_model.py
 checks this with parallel requests). On a 2-core machine one model run at a time is also the
 fastest way through: torch already spreads one run over the cores.
 """
