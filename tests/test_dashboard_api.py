@@ -145,3 +145,14 @@ def test_links_out_of_the_run_directory_become_text(run_dir):
     outside = run._served(Link("../../elsewhere/html/index.html", "Listen to the features"), folder)
     assert isinstance(outside, Text)
     assert outside.text.startswith(f"Listen to the features: {(run_dir.parent / 'elsewhere/html/index.html').resolve()}")
+
+
+def test_a_decoder_feature_plays_its_clips(client):
+    top = client.get("/api/features?site=decoder.blocks.1.mlp.hook_post&sort=max&per_page=1").json["rows"][0]
+    page = client.get(f"/features/{top['id']}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    clips = __import__("re").findall(r'src="/audio/clip/(corpus-\d+)"', html)
+    assert clips and all(client.get(f"/audio/clip/{clip}").mimetype == "audio/wav" for clip in set(clips))
+    assert "/audio/feature/" not in html and "img class=\"seek\"" not in html
+    assert client.get(f"/audio/feature/{top['id']}/top/0").status_code == 404  # tokens have no frame to centre on

@@ -20,8 +20,9 @@ def feature_view(store: FeatureStore, feature_id: str) -> dict:
 
     def example(clip: int, position: int, value: float) -> dict:
         phone = None if decoder else PHONES[frames.phone_at(np.array([clip]), np.array([position]))[0]]
-        return {"clip": clip, "clip_id": clip_ids[clip], "position": position, "time": round(position * 0.02, 2),
-                "value": float(value), "phone": phone}
+        time = None if decoder else round(position * 0.02, 2)  # a decoder position is a token, not a frame
+        return {"clip": clip, "clip_id": clip_ids[clip], "position": position, "time": time, "value": float(value),
+                "phone": phone}
 
     top = [example(int(stats.top_clips[f, r]), int(stats.top_positions[f, r]), stats.top_values[f, r]) | {"rank": r}
            for r in range(min(EXAMPLES_SHOWN, stats.k)) if stats.top_clips[f, r] >= 0]
@@ -52,8 +53,11 @@ def histogram_arrays(store: FeatureStore, feature_id: str) -> tuple[np.ndarray, 
 
 
 def example_location(store: FeatureStore, feature_id: str, kind: str, index: int) -> tuple[str, int, int]:
-    """(site, clip, position) of top example `index` or of band `index`'s sample; KeyError if none."""
+    """(site, clip, encoder frame) of top example `index` or of band `index`'s sample; KeyError if
+    none (a decoder feature's examples are tokens, with no frame to centre a window on)."""
     site, f = store.parse_feature(feature_id)
+    if store.site_info(site)["hook"].startswith("decoder."):
+        raise KeyError(index)
     stats = store.stats(site)
     if kind == "top":
         if not 0 <= index < stats.k or stats.top_clips[f, index] < 0:
