@@ -5,6 +5,8 @@ requests with different interventions each get what they would get alone."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from whisperlens.dashboard.app import create_app
@@ -156,3 +158,22 @@ def test_a_decoder_feature_plays_its_clips(client):
     assert clips and all(client.get(f"/audio/clip/{clip}").mimetype == "audio/wav" for clip in set(clips))
     assert "/audio/feature/" not in html and "img class=\"seek\"" not in html
     assert client.get(f"/audio/feature/{top['id']}/top/0").status_code == 404  # tokens have no frame to centre on
+
+
+def test_the_store_a_result_names_is_found_relative_to_where_the_run_was_made(run_dir, tmp_path, monkeypatch):
+    import json
+
+    from whisperlens.dashboard.rundir import RunDirectory
+
+    # As `whisperlens run` leaves it: runs/main/features/result.json names runs/features/MODEL/MODE,
+    # relative to the directory it ran in.
+    (tmp_path / "runs" / "features").mkdir(parents=True)
+    (tmp_path / "runs" / "features" / "short").symlink_to(run_dir / "store")
+    result = tmp_path / "runs" / "main" / "features"
+    result.mkdir(parents=True)
+    (result / "result.json").write_text(json.dumps({"study": "features", "summary": {"store": "runs/features/short"}}))
+    monkeypatch.chdir(tmp_path / "runs")  # served from elsewhere: found beside the run directory's parent
+    assert RunDirectory(tmp_path / "runs" / "main", studies()).store.root == tmp_path / "runs" / "features" / "short"
+    monkeypatch.chdir(tmp_path)
+    assert RunDirectory("runs/main", studies()).store.root == Path("runs/features/short")
+    assert RunDirectory(tmp_path / "runs" / "main", studies(), store=run_dir / "store").store.root == run_dir / "store"
