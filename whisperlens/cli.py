@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "whisperlens.commands.transcribe",
     "whisperlens.commands.inspect",
     "whisperlens.commands.models",
+    "whisperlens.commands.serve",
     "whisperlens.corpus.cli",
 ]
 
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="whisperlens", description="Mechanistic interpretability for OpenAI Whisper."
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.set_defaults(study_modules=STUDY_MODULES)  # for commands that show any study's results (serve)
     from .study.cli import register_study
 
     for module_name in STUDY_MODULES:

@@ -29,6 +29,9 @@ class Basis(Protocol):
     def encode(self, activations: torch.Tensor) -> torch.Tensor:
         """(frames, d) activations -> (frames, n_features) float32 feature values."""
 
+    def direction(self, index: int) -> torch.Tensor:
+        """(d,) the direction in activation space that feature `index` writes: what steering adds."""
+
 
 @dataclass
 class NeuronBasis:
@@ -38,6 +41,9 @@ class NeuronBasis:
 
     def encode(self, activations: torch.Tensor) -> torch.Tensor:
         return activations.float()
+
+    def direction(self, index: int) -> torch.Tensor:
+        return torch.nn.functional.one_hot(torch.tensor(index), self.n_features).float()
 
 
 @dataclass
@@ -63,6 +69,9 @@ class RandomBasis:
     def encode(self, activations: torch.Tensor) -> torch.Tensor:
         return activations.float() @ self.directions
 
+    def direction(self, index: int) -> torch.Tensor:
+        return self.directions[:, index].clone()
+
 
 class SAEBasis:
     """A SAELens SAE read from disk (its `cfg.json` names the hook it was trained on)."""
@@ -80,6 +89,10 @@ class SAEBasis:
     @torch.no_grad()
     def encode(self, activations: torch.Tensor) -> torch.Tensor:
         return self.sae.encode(activations.float())
+
+    @torch.no_grad()
+    def direction(self, index: int) -> torch.Tensor:
+        return self.sae.W_dec[index].detach().float().clone()  # the latent's decoder row
 
 
 def basis_name(kind: str, hook: str) -> str:

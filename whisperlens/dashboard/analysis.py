@@ -1,0 +1,69 @@
+"""What the dashboard computes on a clip, as plain functions of a model: the transcript with
+word times, the top features per encoder frame, a transcript under interventions, and the
+attention each head pays around a frame. The server calls them one at a time (model_access.py);
+they hold no state of their own."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..audio import SAMPLE_RATE, encoder_positions, log_mel
+from ..errors import WhisperLensError
+from ..interventions import Intervention, Steer
+
+FRAME_SECONDS = 0.02
+# Tokens per second of audio a transcript may hold: speech runs at 3-4 tokens a second, so an
+# intervention that sends the decoder into a loop stops after a few seconds' worth, not at 224.
+TOKENS_PER_SECOND, MIN_TOKENS = 5, 16
+# Greedy decoding, one attempt: temperature fallback would sample, and the same request would
+# not always give the same transcript.
+DECODING = {"temperature": 0.0, "fp16": False, "condition_on_previous_text": False}
+
+
+def transcript(model, audio: np.ndarray, language: str | None, interventions: list[Intervention] = (),
+               words: bool = True) -> dict:
+    """{"text", "words": [{"word", "start", "end"}]} from openai's transcribe on the hooked model."""
+    max_tokens = min(224, MIN_TOKENS + int(TOKENS_PER_SECOND * duration_seconds(audio)))
+    result = model.transcribe(audio, interventions=list(interventions), language=language, word_timestamps=words,
+                              verbose=None, sample_len=max_tokens, **DECODING)
+    entry = {"text": result["text"].strip()}
+    if words:
+        entry["words"] = [{"word": w["word"].strip(), "start": round(float(w["start"]), 2), "end": round(float(w["end"]), 2)}
+                          for segment in result["segments"] for w in segment.get("words", [])]
+    return entry
+
+
+def encoder_activations(model, audio: np.ndarray, hooks, short: bool) -> dict[str, torch.Tensor]:
+    """Each matching hook's activation on the clip, batch axis dropped: {hook: tensor}. In short
+    mode the encoder sees only the clip's own positions; in exact mode, the clip padded to 30 s."""
+    _, cache = model.run_with_cache(log_mel(audio, model.dims.n_mels, short=short), names_filter=hooks, short_audio=short)
+    return {name: cache[name][0] for name in cache.keys()}
+
+
+def frame_features(model, audio: np.ndarray, hook: str, basis, short: bool, top: int = 3) -> dict:
+    """The `top` features of `basis` with the largest value at each encoder frame of the clip:
+    {"features": [[index, ...] per frame], "values": [[value, ...] per frame]}."""
+    n = encoder_positions(len(audio))
+    values = basis.encode(encoder_activations(model, audio, hook, short)[hook][:n])  # (frames, n_features)
+    best = torch.topk(values, min(top, values.shape[1]), dim=1)
+    return {"features": best.indices.tolist(), "values": [[round(v, 4) for v in row] for row in best.values.tolist()]}
+
+
+def attention_around(model, audio: np.ndarray, frame: int, short: bool) -> np.ndarray:
+    """(layers, heads, positions): the attention pattern of query `frame` over the clip's frames."""
+    n = encoder_positions(len(audio))
+    if not 0 <= frame < n:
+        raise WhisperLensError(f"frame: this clip has frames 0-{n - 1}, not {frame}")
+    activations = encoder_activations(model, audio, "encoder.blocks.*.attn.hook_pattern", short)
+    layers = sorted(activations, key=lambda name: int(name.split(".")[2]))
+    return np.stack([activations[name][:, frame, :n].float().numpy() for name in layers])
+
+
+def steering(hook: str, direction: torch.Tensor, scale: float) -> Steer:
+    """Adding `scale` times a feature's direction at its hook, at every position: FREUD's "manipulate"."""
+    return Steer(hook=hook, vector=direction.float(), scale=float(scale))
+
+
+def duration_seconds(audio: np.ndarray) -> float:
+    return len(audio) / SAMPLE_RATE
