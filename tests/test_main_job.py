@@ -7,7 +7,7 @@ import json
 from whisperlens.cli import main
 from whisperlens.corpus import CorpusConfig, build_corpus
 
-STUDIES = ("example", "wer", "align", "probes", "layers", "features")
+STUDIES = ("example", "wer", "align", "probes", "layers", "decoder-lm", "features")
 
 
 def test_main_job_writes_every_study_and_a_second_run_does_no_work(tmp_path, monkeypatch, capsys):

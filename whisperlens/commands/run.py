@@ -34,6 +34,8 @@ def main_plan(model, corpus_dir: Path, clips: int | None) -> list:
     from ..features.study import FeaturesConfig
     from ..studies.align import STUDY as ALIGN
     from ..studies.align import AlignConfig
+    from ..studies.decoder_lm import STUDY as DECODER_LM
+    from ..studies.decoder_lm.study import DecoderLMConfig
     from ..studies.example import STUDY as EXAMPLE
     from ..studies.example import ExampleConfig
     from ..studies.layers import STUDY as LAYERS
@@ -52,6 +54,7 @@ def main_plan(model, corpus_dir: Path, clips: int | None) -> list:
         (ALIGN, AlignConfig(corpus=per_voice)),
         (PROBES, ProbesConfig(model=model, corpus=CorpusSelection(path=corpus, sets=PROBE_SETS, per_voice=40))),
         (LAYERS, LayersConfig(model=model, corpus=CorpusSelection(path=corpus, per_voice=8))),
+        (DECODER_LM, DecoderLMConfig(model=model, corpus=CorpusSelection(path=corpus, per_voice=100))),
         (FEATURES, FeaturesConfig(model=model, corpus=CorpusSelection(path=corpus, clips=clips))),
     ]
 
@@ -71,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     run_pipeline(plan, out, f"whisperlens: {args.model}", StudyContext(out, progress), lead=[corpus_section], force=args.force)
     print(f"== report: {out / 'index.html'}")
+    print(f"== browse it: whisperlens serve {out}")
     return 0
 
 
