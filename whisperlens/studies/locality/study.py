@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ...audio import encoder_positions, load_audio
-from ...corpus.selection import CorpusSelection
+from ...corpus.selection import CorpusSelection, short_asterisk_prompts
 from ...errors import WhisperLensError
 from ...models.loading import tokenizer_for
 from ...study import CorpusStudyConfig, Figure, Result, Study, Table, Text
@@ -66,18 +66,6 @@ class LocalityConfig(CorpusStudyConfig):
             raise WhisperLensError(f"--max-tokens must lie in 8-224, got {self.max_tokens}")
 
 
-def asterisk_prompts(count: int) -> list:
-    """`count` English Asterisk prompts of at most ASTERISK_MAX_SECONDS, evenly spaced over the list."""
-    if count == 0:
-        return []
-    from ...corpus import Corpus
-
-    prompts = [clip for clip in Corpus.from_asterisk("en", align=False) if clip.duration <= ASTERISK_MAX_SECONDS]
-    if count > len(prompts):
-        raise WhisperLensError(f"--asterisk {count}: only {len(prompts)} English prompts last {ASTERISK_MAX_SECONDS} s or less")
-    return [prompts[round(i * (len(prompts) - 1) / max(count - 1, 1))] for i in range(count)]
-
-
 @contextmanager
 def timed(seconds: list, name: str):
     """Append [name, seconds its body took] to `seconds` (a list: result.json sorts a dict's keys)."""
@@ -106,7 +94,7 @@ def run(config: LocalityConfig, context) -> LocalityResult:
     stats_summary = {scope: {measure: np.round(stats.get(scope, measure), 4).tolist() for measure in MEASURES}
                      for scope in SCOPES}
 
-    sets = {"english": english, "asterisk": asterisk_prompts(config.asterisk)}
+    sets = {"english": english, "asterisk": short_asterisk_prompts(config.asterisk, ASTERISK_MAX_SECONDS)}
     sets = {key: clips for key, clips in sets.items() if clips}
     masks = global_masks((None, *config.half_widths)) + group_masks(local, global_)
     sweep_rows = [{"name": m.name, "family": m.family, "half_width": m.half_width} for m in masks]
