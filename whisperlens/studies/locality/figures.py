@@ -61,7 +61,8 @@ def sweep_figure(rows: list[dict], folder: Path, model: str) -> str:
 
 def head_sweep_figure(heads: list[dict], groups: list[dict], baseline: dict, shape: tuple[int, int], folder: Path,
                       model: str) -> str:
-    """Per head, the WER and log-probability change when that head alone is masked to k=10; and the groups."""
+    """Per head, the WER and log-probability change (against `baseline`, no mask on the same clips)
+    when that head alone is masked to k=10; and the groups (sweep rows, no mask first) on all clips."""
     figure, axes = _panels(3, 14, 1.4 + 0.5 * shape[0])
     for ax, key, title, scale in ((axes[0], "wer", "WER change (points), one head at k=10", 100),
                                   (axes[1], "log_prob", "log-prob change, one head at k=10", 1)):
@@ -75,9 +76,9 @@ def head_sweep_figure(heads: list[dict], groups: list[dict], baseline: dict, sha
                     ha="center", va="center", fontsize=6, color="grey")
         ax.set(title=title, xlabel="head", ylabel="layer", xticks=range(shape[1]), yticks=range(shape[0]))
         figure.colorbar(image, ax=ax)
-    names = ["no mask"] + [g["name"] for g in groups]
-    wers = [100 * baseline["wer"]] + [100 * g["english"]["wer"] for g in groups]
-    axes[2].bar(range(len(names)), wers, color=["#9bbb59"] + ["#4a7ab5" if "local" in n else "#c0504d" for n in names[1:]])
+    names = [g["name"] for g in groups]
+    colors = {"all": "#9bbb59", "local": "#4a7ab5", "global": "#c0504d"}
+    axes[2].bar(range(len(names)), [100 * g["english"]["wer"] for g in groups], color=[colors[g["family"]] for g in groups])
     axes[2].set_xticks(range(len(names)), names, rotation=20, fontsize=7)
     axes[2].set(ylabel="WER (%)", title="groups of heads masked to k=10")
     figure.suptitle(f"{model}: masking heads to ±10 frames (L: local head, G: global head)", fontsize=9)

@@ -1,8 +1,8 @@
 """The locality study: the config, run(config, context), the result and its views.
 
     whisperlens locality run                                   # tiny.en, the quick default (minutes)
-    whisperlens locality run --per-voice 23 --asterisk 40 --head-clips 64 --stat-clips 32 \\
-        --removal-words 200 --relevance-clips 12                # the full setting
+    whisperlens locality run --per_voice 23 --asterisk 40 --head_clips 64 --stat_clips 32 \\
+        --removal_words 200 --relevance_clips 12                # the issue's full setting (207 clips, 200 words)
     whisperlens locality remove AUDIO --word "questions"       # one edit, original and edited transcript
 """
 
@@ -136,7 +136,7 @@ def run(config: LocalityConfig, context) -> LocalityResult:
 
     figures.heads_figure(stats_summary, folder, name)
     figures.sweep_figure([r for r in sweep_rows if r["family"] == "all"], folder, name)
-    groups = [r for r in sweep_rows if r["family"] in ("local", "global")]
+    groups = [r for r in sweep_rows if r["family"] in ("local", "global") or r["half_width"] is None]
     if head_rows:
         figures.head_sweep_figure(head_rows, groups, head_baseline, (n_layers, n_heads), folder, name)
     if removal["rows"]:
@@ -210,7 +210,8 @@ def removal_section(model, clips, config: LocalityConfig, token_maps: dict, prog
         return {"rows": [], "offsets": {}, "clips": 0}
     words_of = word_splitter()
     tokenizer = tokenizer_for(model)
-    candidates = clips[: max(config.removal_words, config.relevance_clips)]
+    # Clips hold 3-7 words: half as many clips as words is plenty even when some are mistranscribed.
+    candidates = clips[: max(config.removal_words // 2 + 1, config.relevance_clips)]
     features, texts = clean_features(model, candidates, config.batch_size)
     exact = [words_of(text) == words_of(clip.text) for clip, text in zip(candidates, texts)]
     whisper_times = {i: whisper_word_times(model, tokenizer, clip) if exact[i] else None for i, clip in enumerate(candidates)}
