@@ -55,13 +55,14 @@ def fox_mel(tiny, fox):
 def test_a_band_of_1500_or_more_equals_no_mask_and_a_resumed_pass_equals_a_full_one(tiny, fox_mel):
     with torch.no_grad():
         clean = tiny.run(fox_mel)
-        inputs = block_inputs(tiny, fox_mel)
+        inputs, clean_output = block_inputs(tiny, fox_mel)
         wide = encode_from(tiny, inputs, 0, [AttentionMask(half_width=1500)])
         narrow_last = encode_from(tiny, inputs, 3, [AttentionMask(layers=[3], heads=[2], half_width=10)])
         with tiny.intervene(AttentionMask(layers=[3], heads=[2], half_width=10)):
             narrow_full = tiny.run(fox_mel)
         narrow_everywhere = encode_from(tiny, inputs, 0, [AttentionMask(half_width=10)])
     torch.testing.assert_close(wide, clean, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(clean_output, clean)
     torch.testing.assert_close(narrow_last, narrow_full, atol=1e-5, rtol=1e-5)
     assert (narrow_last - clean).abs().max() > 1e-3  # the mask on one head does change the output
     assert (narrow_everywhere - clean).abs().max() > 1e-1

@@ -14,17 +14,21 @@ from ...audio import SAMPLE_RATE, log_mel
 from ...stream import clip_tokens
 
 
-def block_inputs(model, mels: torch.Tensor) -> list[torch.Tensor]:
-    """Each encoder block's input (its hook_resid_pre) on a clean pass: (batch, 1500, d) each."""
+def block_inputs(model, mels: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """One clean pass: each encoder block's input (its hook_resid_pre) and the encoder output, each (batch, 1500, d)."""
     names = [f"encoder.blocks.{i}.hook_resid_pre" for i in range(model.dims.n_audio_layer)]
     with torch.no_grad():
-        _, cache = model.run_with_cache(mels, names_filter=names)
-    return [cache[name] for name in names]
+        output, cache = model.run_with_cache(mels, names_filter=names)
+    return [cache[name] for name in names], output
 
 
-def encode_from(model, inputs: Sequence[torch.Tensor], first_block: int, interventions: Sequence = ()) -> torch.Tensor:
+def encode_from(model, inputs: Sequence[torch.Tensor], first_block: int, interventions: Sequence = (),
+                clean: torch.Tensor | None = None) -> torch.Tensor:
     """The encoder output with `interventions` on, from block `first_block`'s clean input: exact
-    when they act on that block and later ones only. ln_post's hook fires, as in a full pass."""
+    when they act on that block and later ones only. ln_post's hook fires, as in a full pass.
+    With no intervention, `clean` (the clean pass's output) when given."""
+    if not interventions and clean is not None:
+        return clean
     x = inputs[first_block]
     with torch.no_grad(), model.intervene(*interventions):
         for block in model.encoder.blocks[first_block:]:

@@ -5,7 +5,7 @@ scored teacher-forced on the same encoder output.
 
 The masks are `AttentionMask` interventions. Each batch's clean encoder pass keeps every block's
 input, and a mask that starts at block L resumes from block L's input (`encode.encode_from`),
-so masking one head of the last layer costs one block, not four.
+so masking one head of the last layer costs one block, not four, and "no mask" is the clean pass.
 """
 
 from __future__ import annotations
@@ -76,11 +76,11 @@ def decode_masks(model, clips: Sequence, masks: Sequence[BandMask], max_tokens: 
     prompt = len(tokenizer.sot_sequence_including_notimestamps)
     outputs = [Transcripts.empty() for _ in masks]
     for batch in clip_batches(clips, batch_size, progress, desc):
-        inputs = block_inputs(model, clip_mels(model, batch))
+        inputs, clean = block_inputs(model, clip_mels(model, batch))
         tokens, lengths = teacher_tokens(tokenizer, [clip.text for clip in batch], model.dims.n_text_ctx)
         for output, mask in zip(outputs, masks, strict=True):
-            features = encode_from(model, inputs, mask.first_block, mask.interventions())
+            features = encode_from(model, inputs, mask.first_block, mask.interventions(), clean)
             results = decode(model, features, max_tokens, timestamps=True)
             output.extend(results, reference_log_prob(model, features, tokens, lengths, prompt), max_tokens)
-        del inputs
+        del inputs, clean
     return outputs
