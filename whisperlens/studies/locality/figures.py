@@ -31,7 +31,7 @@ def heads_figure(stats: dict, folder: Path, model: str) -> str:
                     fontsize=6, color="white")
         ax.set(title=title, xlabel="head", ylabel="layer", xticks=range(grid.shape[1]), yticks=range(grid.shape[0]))
         figure.colorbar(image, ax=ax)
-    figure.suptitle(f"{model}: encoder self-attention locality per head", fontsize=9)
+    figure.suptitle(f"{model}: encoder self-attention locality per head", fontsize=9, y=1.03)
     return save_figure(figure, folder, "heads.png")
 
 
@@ -55,7 +55,7 @@ def sweep_figure(rows: list[dict], folder: Path, model: str) -> str:
         ax.set_xticks(positions, labels)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    figure.suptitle(f"{model}: the ±k band sweep", fontsize=9)
+    figure.suptitle(f"{model}: the ±k band sweep", fontsize=9, y=1.03)
     return save_figure(figure, folder, "sweep.png")
 
 
@@ -81,7 +81,7 @@ def head_sweep_figure(heads: list[dict], groups: list[dict], baseline: dict, sha
     axes[2].bar(range(len(names)), [100 * g["english"]["wer"] for g in groups], color=[colors[g["family"]] for g in groups])
     axes[2].set_xticks(range(len(names)), names, rotation=20, fontsize=7)
     axes[2].set(ylabel="WER (%)", title="groups of heads masked to k=10")
-    figure.suptitle(f"{model}: masking heads to ±10 frames (L: local head, G: global head)", fontsize=9)
+    figure.suptitle(f"{model}: masking heads to ±10 frames (L: local head, G: global head)", fontsize=9, y=1.03)
     return save_figure(figure, folder, "head_sweep.png")
 
 
@@ -95,7 +95,7 @@ def relevance_figure(maps: dict[str, np.ndarray], n_frames: int, folder: Path, n
         ax.axhline(n_frames, color="white", linewidth=0.8, linestyle="--")
         ax.set(title=f"{label} (log10)", xlabel="input position (20 ms)", ylabel="output position")
         figure.colorbar(image, ax=ax)
-    figure.suptitle(title, fontsize=9)
+    figure.suptitle(title, fontsize=9, y=1.03)
     return save_figure(figure, folder, name)
 
 
@@ -108,7 +108,7 @@ def token_maps_figure(maps: dict[str, np.ndarray], words: list[str], n_frames: i
         ax.imshow(rows, cmap="viridis", aspect="auto", extent=(0, n_frames * FRAME_SECONDS, len(words) - 0.5, -0.5))
         ax.set_yticks(range(len(words)), words, fontsize=7)
         ax.set(title=f"{label} (each row / its max)", xlabel="time (s)")
-    figure.suptitle(title, fontsize=9)
+    figure.suptitle(title, fontsize=9, y=1.03)
     return save_figure(figure, folder, "relevance_tokens.png")
 
 
