@@ -51,7 +51,7 @@ def sweep_figure(rows: list[dict], folder: Path, model: str) -> str:
         axes[2].plot(positions, [r[name]["log_prob"] for r in rows], color=color, marker=marker, linestyle=line, label=name)
     for ax, ylabel, title in zip(axes, ("WER (%)", "% of clips", "mean log p(reference token)"),
                                  ("WER", "empty output and repetition loops", "teacher-forced reference")):
-        ax.set(xlabel="band half-width k (frames of 20 ms), every head of every layer", ylabel=ylabel, title=title)
+        ax.set(xlabel="k (±frames of 20 ms), all heads", ylabel=ylabel, title=title)
         ax.set_xticks(positions, labels)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
