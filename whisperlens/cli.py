@@ -22,6 +22,7 @@ STUDY_MODULES = [
     "whisperlens.features.agreement",
     "whisperlens.studies.probes",
     "whisperlens.studies.decoder_lm",
+    "whisperlens.studies.locality",
 ]
 
 COMMAND_MODULES = [

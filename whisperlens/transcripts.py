@@ -30,23 +30,24 @@ LOOP_REPEATS = 3
 # ---- decoding --------------------------------------------------------------------------------
 
 
-def decoding_options(max_tokens: int = MAX_TOKENS):
-    """Greedy decoding without timestamps or temperature fallback: what `transcribe` does on a
-    clip that fits one 30 s window, when its first attempt passes."""
+def decoding_options(max_tokens: int = MAX_TOKENS, timestamps: bool = False):
+    """Greedy decoding without temperature fallback: what `transcribe` does on a clip that fits
+    one 30 s window, when its first attempt passes (`transcribe` also predicts timestamps, which
+    can change the words: `timestamps=True` does the same)."""
     import whisper
 
-    return whisper.DecodingOptions(language="en", without_timestamps=True, fp16=False, temperature=0.0,
+    return whisper.DecodingOptions(language="en", without_timestamps=not timestamps, fp16=False, temperature=0.0,
                                    sample_len=max_tokens)
 
 
-def decode(model, mels_or_features, max_tokens: int = MAX_TOKENS) -> list:
+def decode(model, mels_or_features, max_tokens: int = MAX_TOKENS, timestamps: bool = False) -> list:
     """openai-whisper's `decode` on a batch: log-mels (batch, n_mels, 3000), or the encoder's
     output (batch, 1500, d), which it feeds to the decoder without running the encoder."""
     import torch
     import whisper
 
     with torch.no_grad():
-        return whisper.decode(model, mels_or_features.to(model.device), decoding_options(max_tokens))
+        return whisper.decode(model, mels_or_features.to(model.device), decoding_options(max_tokens, timestamps))
 
 
 def clip_mels(model, clips: Sequence) -> torch.Tensor:
@@ -77,6 +78,18 @@ def hit_token_limit(result, max_tokens: int) -> bool:
     """Whether a decoding result ran to the token limit without an end-of-text (openai's greedy
     decoder pads the end-of-text it never sampled, so such a result holds exactly max_tokens)."""
     return len(result.tokens) >= max_tokens
+
+
+# ---- words ---------------------------------------------------------------------------------
+
+
+def word_splitter():
+    """Text -> its words: Whisper's English normaliser, less what it leaves that is not a word
+    (it turns "..." into "."), so that punctuation alone is an empty output."""
+    from whisper.normalizers import EnglishTextNormalizer
+
+    normalise = EnglishTextNormalizer()
+    return lambda text: [word for word in normalise(text).split() if any(ch.isalnum() for ch in word)]
 
 
 # ---- errors ----------------------------------------------------------------------------------

@@ -100,3 +100,14 @@ def _first_per_voice(corpus: Corpus, per_voice: int) -> Corpus:
         if seen[clip.engine, clip.voice] <= per_voice:
             kept.append(clip)
     return Corpus(kept, corpus.info, corpus.root)
+
+
+def short_asterisk_prompts(count: int, max_seconds: float, language: str = "en") -> list:
+    """`count` of Asterisk's recorded prompts (real speech) of at most `max_seconds`, spread evenly
+    over the list, without alignments; WhisperLensError when there are fewer."""
+    if count == 0:
+        return []
+    short = [clip for clip in Corpus.from_asterisk(language, align=False) if clip.duration <= max_seconds]
+    if count > len(short):
+        raise WhisperLensError(f"--asterisk {count}: there are {len(short)} {language} prompts of at most {max_seconds} s")
+    return [short[i * len(short) // count] for i in range(count)]

@@ -16,21 +16,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ...transcripts import edit_counts, is_repetition
+from ...transcripts import edit_counts, is_repetition, word_splitter
 from .removal import Decodes
 
 SPEECH_COUNTS = ("substitutions", "deletions", "insertions", "reference_words", "char_errors", "reference_chars",
                  "empty", "repetition")
 NONSPEECH_COUNTS = ("nonempty", "repetition")
-
-
-def word_splitter():
-    """Text -> its words: Whisper's English normaliser, less what it leaves that is not a word
-    (it turns "..." into "."), so that punctuation alone is an empty output."""
-    from whisper.normalizers import EnglishTextNormalizer
-
-    normalise = EnglishTextNormalizer()
-    return lambda text: [word for word in normalise(text).split() if any(ch.isalnum() for ch in word)]
 
 
 def repetition_flags(decodes: Decodes, words_of) -> np.ndarray:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ...corpus.selection import CorpusSelection
+from ...corpus.selection import CorpusSelection, short_asterisk_prompts
 from ...errors import WhisperLensError
 from ...study import CorpusStudyConfig, Figure, Result, Study, Table, Text
 from .figures import SEED_MEDIUM, heads_figure, lens_figure, removal_figure, seed_points
@@ -83,14 +83,7 @@ def nonspeech_clips(context, selection: CorpusSelection, per_kind: int) -> list:
 
 def asterisk_clips(count: int) -> list:
     """`count` English Asterisk prompts of at most ASTERISK_MAX_SECONDS, spread evenly over the list."""
-    if count == 0:
-        return []
-    from ...corpus import Corpus
-
-    short = [clip for clip in Corpus.from_asterisk("en", align=False) if clip.duration <= ASTERISK_MAX_SECONDS]
-    if count > len(short):
-        raise WhisperLensError(f"--asterisk {count}: there are {len(short)} English prompts of at most {ASTERISK_MAX_SECONDS} s")
-    return [short[i * len(short) // count] for i in range(count)]
+    return short_asterisk_prompts(count, ASTERISK_MAX_SECONDS)
 
 
 def run(config: LayersConfig, context) -> LayersResult:

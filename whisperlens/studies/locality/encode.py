@@ -1,0 +1,63 @@
+"""The encoder passes the study shares: each block's input from one clean pass, the encoder
+output resumed from a block's input under interventions (a mask on later blocks does not rerun
+the earlier ones), the padding-only audio's output, and the reference's teacher-forced
+log-probability given any encoder output."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ...audio import SAMPLE_RATE, log_mel
+from ...stream import clip_tokens
+
+
+def block_inputs(model, mels: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """One clean pass: each encoder block's input (its hook_resid_pre) and the encoder output, each (batch, 1500, d)."""
+    names = [f"encoder.blocks.{i}.hook_resid_pre" for i in range(model.dims.n_audio_layer)]
+    with torch.no_grad():
+        output, cache = model.run_with_cache(mels, names_filter=names)
+    return [cache[name] for name in names], output
+
+
+def encode_from(model, inputs: Sequence[torch.Tensor], first_block: int, interventions: Sequence = (),
+                clean: torch.Tensor | None = None) -> torch.Tensor:
+    """The encoder output with `interventions` on, from block `first_block`'s clean input: exact
+    when they act on that block and later ones only. ln_post's hook fires, as in a full pass.
+    With no intervention, `clean` (the clean pass's output) when given."""
+    if not interventions and clean is not None:
+        return clean
+    x = inputs[first_block]
+    with torch.no_grad(), model.intervene(*interventions):
+        for block in model.encoder.blocks[first_block:]:
+            x = block(x)
+        return model.encoder.hook_ln_post(model.encoder.ln_post(x))
+
+
+def padding_features(model) -> torch.Tensor:
+    """The encoder output (1, 1500, d) of audio that is all padding: one second of silence padded
+    to 30 s, as the seeds' `final_layer_output_for_padded_input`."""
+    with torch.no_grad():
+        return model.run(log_mel(np.zeros(SAMPLE_RATE, dtype=np.float32), model.dims.n_mels))
+
+
+def teacher_tokens(tokenizer, texts: Sequence[str], max_tokens: int) -> tuple[torch.Tensor, list[int]]:
+    """The texts' teacher-forced token sequences, padded with end-of-text, and their lengths."""
+    sequences = [clip_tokens(tokenizer, text, max_tokens) for text in texts]
+    lengths = [len(s) for s in sequences]
+    tokens = torch.full((len(texts), max(lengths)), tokenizer.eot, dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        tokens[row, : len(sequence)] = torch.tensor(sequence)
+    return tokens, lengths
+
+
+def reference_log_prob(model, features: torch.Tensor, tokens: torch.Tensor, lengths: Sequence[int],
+                       prompt: int) -> np.ndarray:
+    """Per clip: the mean log-probability of its reference tokens (text and end-of-text), teacher-forced
+    on `features`."""
+    with torch.no_grad():
+        log_probs = model.decoder(tokens.to(features.device), features).float().log_softmax(-1)
+    predicted = log_probs[:, :-1].gather(-1, tokens[:, 1:, None].to(features.device))[..., 0].cpu()
+    return np.array([float(predicted[row, prompt - 1: n - 1].mean()) for row, n in enumerate(lengths)], dtype=np.float32)

@@ -1,0 +1,67 @@
+"""The seeds' one-clip demonstrations on the bundled example: its transcript under every band
+k, and its transcript with spans of the encoder output replaced by the padding-only audio's."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ...audio import log_mel
+from ...interventions import AttentionMask, Patch
+from ...transcripts import decode
+from .encode import padding_features
+from .removal import OUTPUT_HOOK
+
+EXAMPLE_MAX_TOKENS = 96  # the example is 6.5 s, about 30 tokens: room for a loop to show
+
+
+def example_transcripts(model, audio, half_widths: Sequence[int | None]) -> list[dict]:
+    """The example's greedy transcript with the ±k band on every head, per k."""
+    mel = log_mel(audio, model.dims.n_mels)[None]
+    rows = []
+    for k in half_widths:
+        with model.intervene(*([] if k is None else [AttentionMask(half_width=k)])):
+            rows.append({"half_width": k, "text": decode(model, mel, EXAMPLE_MAX_TOKENS, timestamps=True)[0].text.strip()})
+    return rows
+
+
+def remove_span(model, audio, start: int, stop: int, padding: torch.Tensor | None = None,
+                max_tokens: int = EXAMPLE_MAX_TOKENS) -> str:
+    """The transcript with encoder positions start..stop-1 replaced by the padding-only audio's, by the
+    `Patch` intervention on a full pass."""
+    padding = padding_features(model) if padding is None else padding
+    patch = Patch(OUTPUT_HOOK, source={OUTPUT_HOOK: padding}, positions=range(start, stop))
+    with model.intervene(patch):
+        return decode(model, log_mel(audio, model.dims.n_mels)[None], max_tokens, timestamps=True)[0].text.strip()
+
+
+def word_spans(model, audio) -> list[dict]:
+    """Whisper's word timestamps (openai's transcribe) as encoder positions."""
+    from .removal import seconds_to_frames
+
+    language = None if model.is_multilingual else "en"
+    result = model.transcribe(audio, language=language, word_timestamps=True, fp16=False, temperature=0.0)
+    n_frames = 1500
+    return [{"word": w["word"].strip(), "start": w["start"], "end": w["end"],
+             "frames": list(seconds_to_frames(w["start"], w["end"], n_frames))}
+            for segment in result["segments"] for w in segment.get("words", [])]
+
+
+def seed_edits(model, audio, spans: list[dict]) -> list[dict]:
+    """The seeds' two edits (frames 0-50, and 150-175), and the spans Whisper's timestamps give for
+    the first two words and for 'hot questions' (the words the seeds' edits removed from their
+    clip, which is slower than ours), each with its transcript."""
+    padding = padding_features(model)
+    edits = [("frames 0-50 (seed: removes the first two words)", 0, 50),
+             ("frames 150-175 (seed's middle span, 3.0-3.5 s)", 150, 175)]
+    words = [span["word"].lower().strip(".,") for span in spans]
+    if len(spans) >= 2:
+        edits.append((f"Whisper's timestamps for the first two words, '{' '.join(words[:2])}'", spans[0]["frames"][0],
+                      spans[1]["frames"][1]))
+    for i in range(len(words) - 1):
+        if words[i: i + 2] == ["hot", "questions"]:
+            edits.append(("Whisper's timestamps for 'hot questions'", spans[i]["frames"][0], spans[i + 1]["frames"][1]))
+            break
+    return [{"edit": name, "start": start, "stop": stop, "text": remove_span(model, audio, start, stop, padding)}
+            for name, start, stop in edits]

@@ -1,0 +1,86 @@
+"""The ±k band sweep: the encoder's self-attention limited to a band of ±k frames, on every head
+of every layer, on one head at a time, on all the local heads at once or on the global heads
+alone; every clip decoded greedily under each mask, batched across clips, and its reference
+scored teacher-forced on the same encoder output.
+
+The masks are `AttentionMask` interventions. Each batch's clean encoder pass keeps every block's
+input, and a mask that starts at block L resumes from block L's input (`encode.encode_from`),
+so masking one head of the last layer costs one block, not four, and "no mask" is the clean pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import groupby
+
+from ...interventions import AttentionMask
+from ...models.loading import tokenizer_for
+from ...transcripts import clip_batches, clip_mels, decode
+from .encode import block_inputs, encode_from, reference_log_prob, teacher_tokens
+from .scoring import Transcripts
+
+HALF_WIDTHS = (None, 200, 100, 75, 50, 20, 10, 5)  # None: no mask (each position sees all 1500)
+HEAD_HALF_WIDTH = 10  # the seeds' claim: local heads can be masked to k=10 at no cost
+
+
+@dataclass(frozen=True)
+class BandMask:
+    """A ±half_width band on some encoder heads: `heads` (layer, head) pairs, or None for all."""
+
+    family: str  # "all", "head", "local" or "global"
+    half_width: int | None
+    heads: tuple[tuple[int, int], ...] | None = None
+
+    @property
+    def name(self) -> str:
+        if self.half_width is None:
+            return "no mask"
+        if self.family == "all":
+            return f"all heads, k={self.half_width}"
+        if self.family == "head":
+            return f"head {self.heads[0][0]}.{self.heads[0][1]}, k={self.half_width}"
+        return f"{self.family} heads ({len(self.heads)}), k={self.half_width}"
+
+    @property
+    def first_block(self) -> int:
+        return 0 if self.heads is None else min(layer for layer, _ in self.heads)
+
+    def interventions(self) -> list[AttentionMask]:
+        if self.half_width is None:
+            return []
+        if self.heads is None:
+            return [AttentionMask(half_width=self.half_width)]
+        return [AttentionMask(layers=[layer], heads=[head for _, head in group], half_width=self.half_width)
+                for layer, group in groupby(sorted(self.heads), key=lambda pair: pair[0])]
+
+
+def global_masks(half_widths: Sequence[int | None] = HALF_WIDTHS) -> list[BandMask]:
+    return [BandMask("all", k) for k in half_widths]
+
+
+def head_masks(n_layers: int, n_heads: int, half_width: int = HEAD_HALF_WIDTH) -> list[BandMask]:
+    return [BandMask("head", half_width, ((layer, head),)) for layer in range(n_layers) for head in range(n_heads)]
+
+
+def group_masks(local: Sequence[tuple[int, int]], global_: Sequence[tuple[int, int]],
+                half_width: int = HEAD_HALF_WIDTH) -> list[BandMask]:
+    """All the local heads at once, and the global heads alone (a group with no head is left out)."""
+    return [BandMask(family, half_width, tuple(heads)) for family, heads in (("local", local), ("global", global_)) if heads]
+
+
+def decode_masks(model, clips: Sequence, masks: Sequence[BandMask], max_tokens: int, batch_size: int,
+                 progress=None, desc: str = "band sweep") -> list[Transcripts]:
+    """Each clip's greedy transcript and reference log-probability under each mask."""
+    tokenizer = tokenizer_for(model)
+    prompt = len(tokenizer.sot_sequence_including_notimestamps)
+    outputs = [Transcripts.empty() for _ in masks]
+    for batch in clip_batches(clips, batch_size, progress, desc):
+        inputs, clean = block_inputs(model, clip_mels(model, batch))
+        tokens, lengths = teacher_tokens(tokenizer, [clip.text for clip in batch], model.dims.n_text_ctx)
+        for output, mask in zip(outputs, masks, strict=True):
+            features = encode_from(model, inputs, mask.first_block, mask.interventions(), clean)
+            results = decode(model, features, max_tokens, timestamps=True)
+            output.extend(results, reference_log_prob(model, features, tokens, lengths, prompt), max_tokens)
+        del inputs, clean
+    return outputs
