@@ -168,8 +168,8 @@ def test_most_relevant_frames_first_lower_the_reference_faster_than_a_random_ord
 
 
 # Underscores: this simple_parsing (0.1.9) registers no dash variants of the flags.
-@pytest.mark.parametrize("flags", [["--half_widths=-1"], ["--max_tokens", "3"], ["--stat_clips", "0"],
-                                   ["--removal_words=-2"], ["--margins=-1"]])
+@pytest.mark.parametrize("flags", [["--half-widths=-1"], ["--max-tokens", "3"], ["--stat-clips", "0"],
+                                   ["--removal-words=-2"], ["--margins=-1"]])
 def test_a_bad_flag_is_one_line_and_exit_status_2(flags, tmp_path, capsys):
     folder = tmp_path / "out"
     assert main(["locality", "run", *flags, "--out", str(folder), "--no-progress"]) == 2

@@ -248,7 +248,7 @@ def test_selection_round_trips_through_json(corpus_dir):
 
 @pytest.mark.parametrize("options, message", [
     ({"clips": 0}, "clips must be a positive"),
-    ({"per_voice": -1}, "per_voice must be a positive"),
+    ({"per_voice": -1}, "--per-voice must be a positive"),
     ({"clips": 2.5}, "clips must be a positive"),
     ({"sets": ("english", "")}, "corpus sets must be set names"),
 ])

@@ -47,7 +47,7 @@ class CorpusSelection:
         for name in ("clips", "per_voice"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise WhisperLensError(f"{name} must be a positive whole number, got {value!r}")
+                raise WhisperLensError(f"--{name.replace('_', '-')} must be a positive whole number, got {value!r}")
 
     def open(self) -> Corpus:
         """The selected clips, in corpus order. Raises WhisperLensError for a missing or

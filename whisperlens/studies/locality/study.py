@@ -1,8 +1,8 @@
 """The locality study: the config, run(config, context), the result and its views.
 
     whisperlens locality run                                   # tiny.en, the quick default (minutes)
-    whisperlens locality run --per_voice 23 --asterisk 40 --head_clips 64 --stat_clips 32 \\
-        --removal_words 200 --relevance_clips 12                # the issue's full setting (207 clips, 200 words)
+    whisperlens locality run --per-voice 23 --asterisk 40 --head-clips 64 --stat-clips 32 \\
+        --removal-words 200 --relevance-clips 12                # the issue's full setting (207 clips, 200 words)
     whisperlens locality remove AUDIO --word "questions"       # one edit, original and edited transcript
 """
 
