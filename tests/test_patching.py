@@ -5,6 +5,8 @@ a band mask), its plumbing on a random-weights model, and the study's command li
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,8 @@ import whisper
 
 from whisperlens.audio import log_mel_batch
 from whisperlens.cli import main
+from whisperlens.corpus import CorpusConfig, build_corpus
+from whisperlens.corpus.selection import CorpusSelection
 from whisperlens.errors import WhisperLensError
 from whisperlens.interventions import AttentionMask
 from whisperlens.patching import (
@@ -23,6 +27,8 @@ from whisperlens.patching import (
     component_hook,
     patch_sites,
 )
+from whisperlens.studies.patching import PatchingResult
+from whisperlens.studies.patching.pairs import minimal_pairs
 from whisperlens.transcripts import decode, decoding_options
 
 from .tiny_random import tiny_random_model
@@ -200,3 +206,69 @@ def test_cli_bad_input_is_exit_2(tmp_path, capsys):
                  "--out", str(tmp_path / "out")]) == 2
     assert "no such file" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+# ---- the study ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pair_corpus(tmp_path_factory):
+    """Two minimal pairs and two English/Spanish pairs, synthesized offline."""
+    root = tmp_path_factory.mktemp("pairs")
+    build_corpus(CorpusConfig(out=root, clips=4, sets=("minimal_pairs", "en_es_pairs"), workers=1), progress=False)
+    return root
+
+
+def test_pairs_align_the_words_onsets(pair_corpus):
+    corpus = CorpusSelection(path=str(pair_corpus), sets=("minimal_pairs",)).open()
+    pairs, available = minimal_pairs(corpus, 10)
+    assert available == len(pairs) == 2
+    for pair in pairs:
+        assert len(pair.audio_a) == len(pair.audio_b)
+        # A's audio is silent before the shared onset and loud soon after it, as B's is
+        onset = int(pair.onset_frame * 0.02 * 16000)
+        assert np.abs(pair.audio_a[: max(0, onset - 400)]).max(initial=0) < 1e-3
+        assert np.abs(pair.audio_a[onset: onset + 3200]).max() > 0.05
+        assert pair.word_frames[pair.onset_frame + 2] and not pair.word_frames[-1]
+
+
+def test_study_runs_end_to_end_and_reruns_nothing(tiny, pair_corpus, tmp_path, capsys):
+    flags = ["patching", "run", "--corpus", str(pair_corpus), "--pairs", "2", "--position-pairs", "2",
+             "--window-pairs", "0", "--crosslingual-pairs", "0", "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main(flags) == 0
+    result = PatchingResult.load(tmp_path / "run")
+    matrix = result.summary["matrix"]
+    outcome = result.arrays["matrix.outcome"]
+    # the diagonal is A's own run: its outcome is A's unpatched outcome, its normalised value 1
+    for layer in range(4):
+        np.testing.assert_array_equal(outcome[:, layer, layer], result.arrays["matrix.clean_outcome"])
+    valid = (result.arrays["matrix.clean_logit_diff"] > 0) & (result.arrays["matrix.corrupt_logit_diff"] < 0)
+    np.testing.assert_allclose(np.diagonal(result.arrays["matrix.normalised"], axis1=1, axis2=2)[valid], 1.0, atol=1e-4)
+    assert matrix["distinguished"] == int(valid.sum())
+    # the null baseline (B into itself) moves nothing
+    null = result.arrays["positions.normalised"][2]
+    np.testing.assert_allclose(null[np.isfinite(null)], 0.0, atol=1e-4)
+    for name in ("matrix_binary.png", "matrix_normalised.png", "positions.png", "index.html"):
+        assert (tmp_path / "run" / name).exists()
+    assert main(flags) == 0
+    assert "same fingerprint" in capsys.readouterr().out
+
+
+def test_study_rejects_bad_settings_before_writing(pair_corpus, tmp_path, capsys):
+    out = tmp_path / "bad"
+    for flags in (["--window", "0"], ["--position-pairs", "1"], ["--crosslingual-model", "tiny.en"]):
+        assert main(["patching", "run", "--corpus", str(pair_corpus), "--out", str(out), "--no-progress", *flags]) == 2
+        assert capsys.readouterr().err.count("\n") == 1
+        assert not (out / "result.json").exists()
+
+
+def test_pair_command_draws_the_layer_by_position_heatmap(speech_dir, tmp_path, capsys):
+    out = tmp_path / "pair"
+    assert main(["patching", "pair", str(speech_dir / "fox.wav"), str(speech_dir / "weather.wav"), "--window", "50",
+                 "--out", str(out)]) == 0
+    record = json.loads((out / "pair.json").read_text())
+    assert record["header"][0] == "layer \\ position" and record["header"][-1] == "all"
+    assert [row[0] for row in record["rows"]] == [0, 1, 2, 3]
+    assert record["rows"][3][-1] == pytest.approx(1.0, abs=1e-3)  # the whole last layer from A: A's run
+    assert (out / "pair.png").read_bytes()[:4] == b"\x89PNG"
+    assert "heatmap:" in capsys.readouterr().out

@@ -21,6 +21,7 @@ STUDY_MODULES = [
     "whisperlens.features.study",
     "whisperlens.features.agreement",
     "whisperlens.studies.probes",
+    "whisperlens.studies.patching",
 ]
 
 COMMAND_MODULES = [
