@@ -233,7 +233,7 @@ def test_pairs_align_the_words_onsets(pair_corpus):
 
 
 def test_study_runs_end_to_end_and_reruns_nothing(tiny, pair_corpus, tmp_path, capsys):
-    flags = ["patching", "run", "--corpus", str(pair_corpus), "--pairs", "2", "--position-pairs", "2",
+    flags = ["patching", "run", "--corpus", str(pair_corpus), "--pairs", "1", "--position-pairs", "2",
              "--window-pairs", "0", "--crosslingual-pairs", "0", "--out", str(tmp_path / "run"), "--no-progress"]
     assert main(flags) == 0
     result = PatchingResult.load(tmp_path / "run")

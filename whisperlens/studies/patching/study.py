@@ -42,11 +42,11 @@ class PatchingConfig(CorpusStudyConfig):
     transfer on the multilingual model."""
 
     corpus: CorpusSelection = field(default_factory=lambda: CorpusSelection(sets=("minimal_pairs", "en_es_pairs")))
-    pairs: int = 24  # minimal pairs in the override matrix, spread over the set (the corpus has 320)
-    position_pairs: int = 12  # minimal pairs patched at the word's frames / outside them, with baselines; 0: none
-    window_pairs: int = 6  # minimal pairs patched in sliding windows; 0: none
+    pairs: int = 16  # minimal pairs in the override matrix, spread over the set (the corpus has 320)
+    position_pairs: int = 8  # minimal pairs patched at the word's frames / outside them, with baselines; 0: none
+    window_pairs: int = 4  # minimal pairs patched in sliding windows; 0: none
     window: int = 5  # the sliding window's width and step, in encoder positions (20 ms each)
-    crosslingual_pairs: int = 6  # English/Spanish pairs on the multilingual model; 0: none
+    crosslingual_pairs: int = 4  # English/Spanish pairs on the multilingual model; 0: none
     crosslingual_model: str = "base"  # a multilingual model for the transfer matrix
     batch_size: int = 8  # pairs patched together
 
