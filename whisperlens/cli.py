@@ -23,6 +23,7 @@ STUDY_MODULES = [
     "whisperlens.studies.probes",
     "whisperlens.studies.decoder_lm",
     "whisperlens.studies.locality",
+    "whisperlens.studies.patching",
 ]
 
 COMMAND_MODULES = [
