@@ -1,4 +1,4 @@
-"""The decoder-lm study (issue 9) on the real tiny.en and base weights: the no-audio prompt and
+"""The decoder study (issue 9) on the real tiny.en and base weights: the no-audio prompt and
 its conditions, bigrams against counted text, sound and meaning scores, embedding neighbours,
 the decoder neuron harvest, bad words, and the study end to end."""
 
@@ -164,15 +164,15 @@ def test_the_harvest_keeps_each_words_largest_activation(tiny, corpus):
 ])
 def test_a_bad_word_is_a_one_line_error(argv, tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["decoder-lm", *argv, "--out", str(out), *(["--no-progress"] if argv[0] == "run" else [])]) == 2
+    assert main(["decoder", *argv, "--out", str(out), *(["--no-progress"] if argv[0] == "run" else [])]) == 2
     error = capsys.readouterr().err
     assert error.startswith("whisperlens: error: ") and error.count("\n") == 1
     assert not out.exists()
 
 
 def test_the_study_end_to_end_on_a_small_setting(corpus, tmp_path, capsys):
-    out = tmp_path / "decoder-lm"
-    argv = ["decoder-lm", "run", "--corpus", str(corpus.root), "--vocabulary", "150", "--queries", "12",
+    out = tmp_path / "decoder"
+    argv = ["decoder", "run", "--corpus", str(corpus.root), "--vocabulary", "150", "--queries", "12",
             "--random-directions", "16", "--prompts", "New", "--words", "rug", "--out", str(out), "--no-progress"]
     assert main(argv) == 0
     record = json.loads((out / "result.json").read_text())
@@ -188,4 +188,4 @@ def test_the_study_end_to_end_on_a_small_setting(corpus, tmp_path, capsys):
     capsys.readouterr()
     assert main(argv) == 0  # the same fingerprint: the saved result, untouched
     assert "saved result" in capsys.readouterr().out and (out / "result.json").stat().st_mtime_ns == before
-    assert DecoderLMConfig().hook == "decoder.blocks.0.mlp.hook_post" and STUDY.name == "decoder-lm"
+    assert DecoderLMConfig().hook == "decoder.blocks.0.mlp.hook_post" and STUDY.name == "decoder"

@@ -2,18 +2,44 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from whisperlens.cli import main
+from whisperlens.commands import run as run_command
 from whisperlens.corpus import CorpusConfig, build_corpus
 
-STUDIES = ("example", "wer", "align", "probes", "layers", "decoder-lm", "features")
+STUDIES = ("example", "wer", "align", "probes", "layers", "decoder", "patching", "locality", "features")
+
+# The main job's own plan, with the two slowest studies cut to their smallest settings, so the
+# test runs every study of `whisperlens run` through the pipeline in minutes (their own tests
+# cover what they compute).
+SMALLER = {
+    "patching": {"pairs": 1, "position_pairs": 2, "window_pairs": 0, "crosslingual_pairs": 0},
+    "locality": {"half_widths": (1500, 10), "asterisk": 0, "stat_clips": 1, "head_clips": 1, "removal_words": 2,
+                 "margins": (0,), "relevance_clips": 1, "max_tokens": 24},
+}
+
+
+def smaller_plan(*args):
+    plan = []
+    for study, config in FULL_PLAN(*args):
+        changes = dict(SMALLER.get(study.name, {}))
+        if study.name == "locality":
+            changes["corpus"] = dataclasses.replace(config.corpus, per_voice=None, clips=2)
+        plan.append((study, dataclasses.replace(config, **changes)))
+    return plan
+
+
+FULL_PLAN = run_command.main_plan
 
 
 def test_main_job_writes_every_study_and_a_second_run_does_no_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(run_command, "main_plan", smaller_plan)
     corpus_dir = tmp_path / "corpus"
-    # english for every study; multilingual and non-speech for the probes' language and speech tasks
-    build_corpus(CorpusConfig(out=corpus_dir, clips=45, sets=("english", "multilingual", "nonspeech")), progress=False)
+    # english for every study; multilingual and non-speech for the probes; the pairs for patching
+    sets = ("english", "multilingual", "nonspeech", "minimal_pairs", "en_es_pairs")
+    build_corpus(CorpusConfig(out=corpus_dir, clips=45, sets=sets), progress=False)
     monkeypatch.chdir(tmp_path)  # the feature store goes to runs/features/... under the working directory
     argv = ["run", "--corpus", str(corpus_dir), "--clips", "45", "--out", "report", "--no-progress"]
     assert main(argv) == 0

@@ -40,6 +40,10 @@ def main_plan(model, corpus_dir: Path, clips: int | None) -> list:
     from ..studies.example import ExampleConfig
     from ..studies.layers import STUDY as LAYERS
     from ..studies.layers.study import LayersConfig
+    from ..studies.locality import STUDY as LOCALITY
+    from ..studies.locality import LocalityConfig
+    from ..studies.patching import STUDY as PATCHING
+    from ..studies.patching import PatchingConfig
     from ..studies.probes import STUDY as PROBES
     from ..studies.probes.study import DEFAULT_SETS as PROBE_SETS
     from ..studies.probes.study import ProbesConfig
@@ -55,6 +59,11 @@ def main_plan(model, corpus_dir: Path, clips: int | None) -> list:
         (PROBES, ProbesConfig(model=model, corpus=CorpusSelection(path=corpus, sets=PROBE_SETS, per_voice=40))),
         (LAYERS, LayersConfig(model=model, corpus=CorpusSelection(path=corpus, per_voice=8))),
         (DECODER_LM, DecoderLMConfig(model=model, corpus=CorpusSelection(path=corpus, per_voice=100))),
+        # patching and locality at half their defaults: with them, the SAE training of `features`
+        # and everything else the main job has to stay within an hour on 2 cores
+        (PATCHING, PatchingConfig(model=model, corpus=CorpusSelection(path=corpus, sets=("minimal_pairs", "en_es_pairs")),
+                                  pairs=8, position_pairs=4, window_pairs=2, crosslingual_pairs=2)),
+        (LOCALITY, LocalityConfig(model=model, corpus=CorpusSelection(path=corpus, per_voice=1), half_widths=(100, 50, 20, 10))),
         (FEATURES, FeaturesConfig(model=model, corpus=CorpusSelection(path=corpus, clips=clips))),
     ]
 

@@ -1,4 +1,4 @@
-"""Decoder as a language model (issue 9; docs/decoder_lm.md).
+"""Decoder as a language model (issue 9; docs/decoder.md).
 
 prompts.py runs the decoder with no audio (three kinds) after a prompt; bigrams.py measures its
 next-word distributions against the fortunes text; neighbours.py ranks the token embedding's

@@ -1,4 +1,4 @@
-"""`whisperlens decoder-lm bigrams WORD...` and `whisperlens decoder-lm neighbours WORD...`:
+"""`whisperlens decoder bigrams WORD...` and `whisperlens decoder neighbours WORD...`:
 the study's two looks at single words, printed and plotted without running the whole study."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 from .neighbours import METHODS
 from .prompts import CONDITIONS
 
-DEFAULT_OUT = Path("runs") / "decoder-lm"
+DEFAULT_OUT = Path("runs") / "decoder"
 BASELINE_QUERIES = 100  # queries whose random words set the alike thresholds here (the study uses its own sample)
 
 

@@ -1,10 +1,10 @@
-"""The decoder-lm study: the config, run(config, context), the result and its views.
+"""The decoder study: the config, run(config, context), the result and its views.
 
-    whisperlens decoder-lm run        # tiny.en: 2000 words for bigrams, 300 neighbour queries, 100 clips per voice
-    whisperlens decoder-lm run --model base
-    whisperlens decoder-lm run --vocabulary 5000 --queries 0 --per-voice 2000   # the large setting
-    whisperlens decoder-lm bigrams traffic Good "New York"
-    whisperlens decoder-lm neighbours rug UK cat
+    whisperlens decoder run        # tiny.en: 2000 words for bigrams, 300 neighbour queries, 100 clips per voice
+    whisperlens decoder run --model base
+    whisperlens decoder run --vocabulary 5000 --queries 0 --per-voice 2000   # the large setting
+    whisperlens decoder bigrams traffic Good "New York"
+    whisperlens decoder neighbours rug UK cat
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def method_rows(neighbours: dict) -> list[dict]:
 
 
 class DecoderLMResult(Result):
-    study = "decoder-lm"
+    study = "decoder"
     config_type = DecoderLMConfig
 
     def views(self):
@@ -212,7 +212,7 @@ def example_table(example: dict, caption: str) -> Table:
                                                         for e in example["examples"]], caption=caption)
 
 
-STUDY = Study("decoder-lm", "Decoder as a language model: bigrams, embedding neighbours, semantic neurons",
+STUDY = Study("decoder", "Decoder as a language model: bigrams, embedding neighbours, semantic neurons",
               DecoderLMConfig, run, DecoderLMResult,
               description="Whisper's decoder with no audio: its next-token distributions against a real English text, "
                           "its token embedding's neighbours scored by sound and meaning, and semantic classes of its "
