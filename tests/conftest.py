@@ -87,3 +87,13 @@ def store(harvested, corpus, tiny, tmp_path_factory):
     saved = FeatureStore.save(harvested, root, str(corpus.root), extra={"corpus_selection": selection.to_dict()})
     label_store(saved, tiny)
     return saved
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module that decodes: decoding is many small steps, and on a
+    2-core machine shared with other work two torch threads spin waiting on each other at each."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

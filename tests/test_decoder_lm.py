@@ -27,14 +27,8 @@ from whisperlens.studies.decoder_lm.prompts import (
 from whisperlens.studies.decoder_lm.resources import pronunciations
 from whisperlens.studies.decoder_lm.similarity import meaning_similarity, semantic_class, sound_similarity
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Many small decoder passes: on the shared 2-core machine two torch threads wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# decoding runs many small steps: see conftest.one_torch_thread
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

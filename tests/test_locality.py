@@ -32,14 +32,8 @@ from whisperlens.study import ModelSpec, StudyContext, blocks_as_text
 from whisperlens.study.runner import run_study
 from whisperlens.transcripts import clip_mels
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Decoding runs many tiny steps; on the shared 2-core machine two torch threads wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# decoding runs many small steps: see conftest.one_torch_thread
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -37,13 +37,8 @@ LAST = "encoder.blocks.3.hook_resid_post"
 EVERY_POSITION = slice(0, 1500)  # all positions, but spelled out: the patch goes through the hook
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Many small forward passes: one thread avoids two spinning against each other on 2 shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# decoding runs many small steps: see conftest.one_torch_thread
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
