@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from .errors import WhisperLensError
+from .transcripts import word_timings
 
 
 def transcribe_file(model, path: str, language: str | None, word_timestamps: bool) -> dict:
@@ -17,10 +18,7 @@ def transcribe_file(model, path: str, language: str | None, word_timestamps: boo
     result = whisper.transcribe(model, audio, language=language, word_timestamps=word_timestamps, fp16=False, verbose=None)
     entry = {"file": path, "language": result["language"], "text": result["text"].strip()}
     if word_timestamps:
-        entry["words"] = [
-            {"word": w["word"].strip(), "start": round(float(w["start"]), 2), "end": round(float(w["end"]), 2)}
-            for segment in result["segments"] for w in segment.get("words", [])
-        ]
+        entry["words"] = word_timings(result)
     return entry
 
 

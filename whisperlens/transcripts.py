@@ -83,6 +83,16 @@ def hit_token_limit(result, max_tokens: int) -> bool:
 # ---- words ---------------------------------------------------------------------------------
 
 
+def word_timings(result: dict, digits: int | None = 2) -> list[dict]:
+    """The words of an openai `transcribe(..., word_timestamps=True)` result, in order:
+    [{"word", "start", "end"}], times in seconds rounded to `digits` (None: as they are)."""
+    def seconds(value):
+        return float(value) if digits is None else round(float(value), digits)
+
+    return [{"word": w["word"].strip(), "start": seconds(w["start"]), "end": seconds(w["end"])}
+            for segment in result["segments"] for w in segment.get("words", [])]
+
+
 def word_splitter():
     """Text -> its words: Whisper's English normaliser, less what it leaves that is not a word
     (it turns "..." into "."), so that punctuation alone is an empty output."""

@@ -1,6 +1,6 @@
 """What the dashboard computes on a clip, as plain functions of a model: the transcript with
 word times, the top features per encoder frame, a transcript under interventions, and the
-attention each head pays around a frame. The server calls them one at a time (model_access.py);
+attention each head pays around a frame. The server calls them one at a time (workbench.py);
 they hold no state of their own."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import torch
 from ..audio import SAMPLE_RATE, encoder_positions, log_mel
 from ..errors import WhisperLensError
 from ..interventions import Intervention, Steer
+from ..transcripts import word_timings
 
 FRAME_SECONDS = 0.02
 # Tokens per second of audio a transcript may hold: speech runs at 3-4 tokens a second, so an
@@ -29,8 +30,7 @@ def transcript(model, audio: np.ndarray, language: str | None, interventions: li
                               verbose=None, sample_len=max_tokens, **DECODING)
     entry = {"text": result["text"].strip()}
     if words:
-        entry["words"] = [{"word": w["word"].strip(), "start": round(float(w["start"]), 2), "end": round(float(w["end"]), 2)}
-                          for segment in result["segments"] for w in segment.get("words", [])]
+        entry["words"] = word_timings(result)
     return entry
 
 

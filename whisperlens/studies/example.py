@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..study import Audio, Figure, ModelStudyConfig, Result, Study, Table, Text, new_figure, save_figure
+from ..transcripts import word_timings
 
 
 def bundled_example() -> Path:
@@ -77,8 +78,7 @@ def run(config: ExampleConfig, context) -> ExampleResult:
     axes.set(xlabel="time (s)", ylabel="‖residual‖")
     axes.legend(fontsize=7)
     save_figure(figure, folder, "norms.png")
-    words = [{"word": w["word"].strip(), "start": round(w["start"], 2), "end": round(w["end"], 2)}
-             for segment in transcript["segments"] for w in segment.get("words", [])]
+    words = word_timings(transcript)
     summary = {"text": transcript["text"].strip(), "language": transcript["language"], "words": words,
                "audio_suffix": source.suffix,
                "hooks": [{"name": n, "mean_norm": round(float(r.mean()), 4), "max_norm": round(float(r.max()), 4)}

@@ -9,7 +9,7 @@ import torch
 
 from ...audio import log_mel
 from ...interventions import AttentionMask, Patch
-from ...transcripts import decode
+from ...transcripts import decode, word_timings
 from .encode import padding_features
 from .removal import OUTPUT_HOOK
 
@@ -43,9 +43,8 @@ def word_spans(model, audio) -> list[dict]:
     language = None if model.is_multilingual else "en"
     result = model.transcribe(audio, language=language, word_timestamps=True, fp16=False, temperature=0.0)
     n_frames = 1500
-    return [{"word": w["word"].strip(), "start": w["start"], "end": w["end"],
-             "frames": list(seconds_to_frames(w["start"], w["end"], n_frames))}
-            for segment in result["segments"] for w in segment.get("words", [])]
+    return [{**word, "frames": list(seconds_to_frames(word["start"], word["end"], n_frames))}
+            for word in word_timings(result, digits=None)]
 
 
 def seed_edits(model, audio, spans: list[dict]) -> list[dict]:
