@@ -3,6 +3,7 @@ dataclass (simple_parsing reads the fields, their types, defaults and same-line 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from .registry import Study
@@ -11,16 +12,18 @@ from .registry import Study
 def register_study(subparsers, study: Study) -> None:
     import simple_parsing
 
-    options = {"add_option_string_dash_variants": simple_parsing.DashVariant.DASH,
-               "nested_mode": simple_parsing.NestedMode.WITHOUT_ROOT, "add_config_path_arg": False}
+    options = {"nested_mode": simple_parsing.NestedMode.WITHOUT_ROOT, "add_config_path_arg": False}
     parser = subparsers.add_parser(study.name, help=study.title, description=study.description)
     # simple_parsing's parser for the actions: it turns the flags back into the config dataclass.
+    # Every action parser, a study's own extra commands included, asks for dashed flags: simple_parsing
+    # keeps the dash setting of the last parser it made in a global read at parse time, so one
+    # parser made without it would turn --dashed-flags off for every study.
+    dashed_parser = functools.partial(simple_parsing.ArgumentParser,
+                                      add_option_string_dash_variants=simple_parsing.DashVariant.DASH)
     actions = parser.add_subparsers(dest=f"{study.name}_action", required=True, metavar="ACTION",
-                                    parser_class=simple_parsing.ArgumentParser)
+                                    parser_class=dashed_parser)
     default_out = Path("runs") / study.name
     if study.add_commands is not None:
-        # First: simple_parsing keeps the dash setting of the last parser it made in a global, read
-        # when any parser parses, so the run and show parsers below must be the last ones made.
         study.add_commands(actions)
 
     run = actions.add_parser("run", help=f"run the study, or reuse its saved result (default folder {default_out})",

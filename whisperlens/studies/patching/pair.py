@@ -11,13 +11,8 @@ DEFAULT_OUT = Path("runs") / "patching-pair"
 
 
 def add_commands(actions) -> None:
-    import simple_parsing
-
-    # simple_parsing keeps its dash setting in a global that each new parser sets: this parser must
-    # ask for the same as the study parsers (study/cli.py), or every study's --dash-flags break.
     pair = actions.add_parser("pair", help="patch recording A into recording B: a layer x position heatmap",
-                              description=__doc__,
-                              add_option_string_dash_variants=simple_parsing.DashVariant.DASH)
+                              description=__doc__)
     pair.add_argument("a", help="recording A (the clean run: its states are patched in)")
     pair.add_argument("b", help="recording B (the corrupted run)")
     pair.add_argument("--text-a", default=None, help="A's transcript (default: the model's own)")
