@@ -26,6 +26,16 @@ def test_ct2_to_openai_pt_round_trip(tiny, tmp_path):
     assert torch.equal(reloaded.alignment_heads.to_dense(), tiny.alignment_heads.to_dense())
 
 
+def test_weights_come_frozen_and_input_gradients_still_flow():
+    model = whisperlens.load_model("tiny.en")
+    assert not any(parameter.requires_grad for parameter in model.parameters())
+    mel = torch.zeros(1, model.dims.n_mels, 3000, requires_grad=True)
+    with torch.enable_grad():
+        model.encoder(mel).sum().backward()
+    assert mel.grad is not None and mel.grad.abs().sum() > 0
+    assert all(parameter.grad is None for parameter in model.parameters())
+
+
 def test_openai_pt_loads_in_openai_whisper_too(tiny, tmp_path):
     import whisper
 

@@ -95,6 +95,9 @@ def load_model(name_or_path: str | os.PathLike = "tiny.en", device: str | torch.
     `name_or_path` is a bundled name ("tiny.en", "base"), an openai-whisper checkpoint (.pt),
     a Hugging Face transformers Whisper directory, or a CTranslate2 Whisper directory.
     `dtype` applies to weights and activations; layer norms stay in float32 as in openai-whisper.
+    The weights come frozen (`requires_grad=False`): interpretability runs take gradients with
+    respect to activations or inputs, and frozen weights keep autograd from also building every
+    weight's gradient. `model.requires_grad_(True)` unfreezes them for fine-tuning.
     """
     checkpoint = load_checkpoint(name_or_path, use_cache=use_cache)
     model = model_from_checkpoint(checkpoint)
@@ -109,7 +112,7 @@ def model_from_checkpoint(checkpoint: dict) -> HookedWhisper:
         raise WhisperLensError(f"checkpoint does not fit Whisper: missing {missing[:3]}, unexpected {unexpected[:3]}")
     if checkpoint.get("alignment_heads"):
         model.set_alignment_heads_from_pairs(checkpoint["alignment_heads"])
-    return model.eval()
+    return model.eval().requires_grad_(False)
 
 
 def to_device_and_dtype(model: HookedWhisper, device, dtype: torch.dtype) -> HookedWhisper:
