@@ -15,8 +15,10 @@ changes nothing.
 
 Speed: every patch is batched over pairs, and a patched run starts from the target run's cached
 residual stream at the first block the patch touches (blocks before it cannot change), or from
-its encoder output for a decoder patch. The decoder is teacher-forced once on the shared prefix,
-which scores both candidates at the step where they differ.
+its encoder output for a decoder patch; a patch of the residual stream between two blocks starts
+at the block after it, from the patched value. The decoder is teacher-forced once on the shared
+prefix, which scores both candidates at the step where they differ, and each run keeps that
+pass's cross-attention keys and values for a metric that decodes (Run.cross_kv).
 """
 
 from __future__ import annotations
