@@ -12,6 +12,7 @@ import pytest
 import torch
 import whisper
 
+import whisperlens
 from whisperlens.audio import log_mel_batch
 from whisperlens.cli import main
 from whisperlens.corpus import CorpusConfig, build_corpus
@@ -28,7 +29,10 @@ from whisperlens.patching import (
     patch_sites,
 )
 from whisperlens.studies.patching import PatchingResult
-from whisperlens.studies.patching.pairs import minimal_pairs
+from whisperlens.studies.patching.greedy import MAX_TOKENS, greedy_texts
+from whisperlens.studies.patching.matrix import layer_matrix
+from whisperlens.studies.patching.outcome import outcome_of
+from whisperlens.studies.patching.pairs import minimal_pairs, patch_pairs
 from whisperlens.transcripts import decode, decoding_options
 
 from .tiny_random import tiny_random_model
@@ -249,6 +253,51 @@ def test_study_runs_end_to_end_and_reruns_nothing(tiny, pair_corpus, tmp_path, c
     assert "same fingerprint" in capsys.readouterr().out
 
 
+def test_override_matrix_matches_the_straightforward_way(tiny, pair_corpus):
+    """layer_matrix (cached prefixes, shared cross-attention keys, its own batched greedy decoder)
+    gives what a forward hook on block t returning A's block-s output, a full encoder run of B,
+    `whisper.decode` and a teacher-forced decoder pass give, cell by cell."""
+    pairs, _ = minimal_pairs(CorpusSelection(path=str(pair_corpus), sets=("minimal_pairs",)).open(), 2)
+    fast = layer_matrix(tiny, pairs, "en", batch_size=2)
+    api = patch_pairs(tiny, pairs)
+    options = whisper.DecodingOptions(language="en", without_timestamps=True, fp16=False, sample_len=MAX_TOKENS)
+    with torch.inference_mode():
+        states = []
+        handles = [block.register_forward_hook(lambda module, inputs, output: states.append(output))
+                   for block in tiny.encoder.blocks]
+        tiny.encoder(api.clean_mel)
+        for handle in handles:
+            handle.remove()
+        for source in range(4):
+            for target in range(4):
+                handle = tiny.encoder.blocks[target].register_forward_hook(
+                    lambda module, inputs, output, value=states[source]: value)
+                try:
+                    features = tiny.encoder(api.corrupt_mel)
+                finally:
+                    handle.remove()
+                texts = [r.text for r in whisper.decode(tiny, features, options)]
+                outcome = [outcome_of(t, p.word_a, p.word_b) for t, p in zip(texts, pairs, strict=True)]
+                np.testing.assert_array_equal(fast["outcome"][:, source, target], outcome)
+                logits = tiny.decoder(api.prefix, features)[torch.arange(2), api.prefix_lengths - 1]
+                difference = (logits.gather(1, api.clean_token[:, None]) - logits.gather(1, api.corrupt_token[:, None]))
+                gap = fast["clean_logit_diff"] - fast["corrupt_logit_diff"]
+                expected = (difference[:, 0].numpy() - fast["corrupt_logit_diff"]) / gap
+                np.testing.assert_allclose(fast["normalised"][:, source, target], expected, rtol=1e-3, atol=1e-3)
+
+
+def test_greedy_decoder_detects_the_language_as_whisper_does(pair_corpus):
+    """On the multilingual model with the language left open (the cross-lingual binary metric)."""
+    base = whisperlens.load_model("base")
+    corpus = CorpusSelection(path=str(pair_corpus), sets=("en_es_pairs",)).open()
+    mels = log_mel_batch([clip.audio for clip in corpus])
+    options = whisper.DecodingOptions(without_timestamps=True, fp16=False, sample_len=MAX_TOKENS)
+    with torch.inference_mode():
+        features = base.encoder(mels)
+        expected = [r.text for r in whisper.decode(base, features, options)]
+        assert greedy_texts(base, features, None) == expected
+
+
 def test_study_rejects_bad_settings_before_writing(pair_corpus, tmp_path, capsys):
     out = tmp_path / "bad"
     for flags in (["--window", "0"], ["--position-pairs", "1"], ["--crosslingual-model", "tiny.en"]):
@@ -267,3 +316,10 @@ def test_pair_command_draws_the_layer_by_position_heatmap(speech_dir, tmp_path, 
     assert record["rows"][3][-1] == pytest.approx(1.0, abs=1e-3)  # the whole last layer from A: A's run
     assert (out / "pair.png").read_bytes()[:4] == b"\x89PNG"
     assert "heatmap:" in capsys.readouterr().out
+
+
+def test_a_patch_from_data_cannot_name_a_source_cache():
+    from whisperlens.interventions import Patch
+
+    with pytest.raises(WhisperLensError, match="source is another run's ActivationCache"):
+        Patch.from_dict({"kind": "patch", "hook": LAST, "source": {LAST: [0.0]}})

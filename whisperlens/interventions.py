@@ -76,6 +76,10 @@ def intervention_from_dict(data: Mapping) -> Intervention:
     unknown = sorted(set(data) - set(known) - {"kind"})
     if unknown:
         raise WhisperLensError(f"{cls.kind}: unknown field {unknown[0]!r}; its fields are {', '.join(known)}")
+    for name, value in data.items():
+        if value is not None and name in known and known[name].metadata.get("not_data"):
+            raise WhisperLensError(f"{cls.kind}: {name} is {known[name].metadata['not_data']}, which cannot be given "
+                                   f"as data; build {cls.__name__}({name}=...) in Python")
     try:
         return cls(**{name: _from_json(value, known[name]) for name, value in data.items() if name != "kind"})
     except TypeError as error:  # a field of the wrong type
@@ -234,7 +238,7 @@ class Patch(Intervention):
     hook: str = ""
     value: Tensor | None = field(default=None, metadata={"tensor": True})
     positions: Positions = field(default=None, metadata={"positions": True})
-    source: CacheLike | None = None
+    source: CacheLike | None = field(default=None, metadata={"not_data": "another run's ActivationCache"})
 
     def __post_init__(self):
         self.positions = _positions(self.positions)

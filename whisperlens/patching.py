@@ -15,8 +15,10 @@ changes nothing.
 
 Speed: every patch is batched over pairs, and a patched run starts from the target run's cached
 residual stream at the first block the patch touches (blocks before it cannot change), or from
-its encoder output for a decoder patch. The decoder is teacher-forced once on the shared prefix,
-which scores both candidates at the step where they differ.
+its encoder output for a decoder patch; a patch of the residual stream between two blocks starts
+at the block after it, from the patched value. The decoder is teacher-forced once on the shared
+prefix, which scores both candidates at the step where they differ, and each run keeps that
+pass's cross-attention keys and values for a metric that decodes (Run.cross_kv).
 """
 
 from __future__ import annotations
@@ -132,9 +134,13 @@ class Run:
     which is what the logit difference needs (the full 51k-way unembedding costs more than the
     rest of the decoder on a short prefix)."""
 
-    def __init__(self, model, features: Tensor, final: Tensor | None, pairs: PatchPairs, rows: slice):
+    def __init__(self, model, features: Tensor, final: Tensor | None, pairs: PatchPairs, rows: slice,
+                 cross_kv: dict | None = None):
         self.model, self.features, self.final, self.pairs = model, features, final, pairs
         self.rows = rows  # which of the sweep's pairs these are, for metrics that hold data per pair
+        # the decoder's cross-attention key and value projections of `features` ({module: tensor}),
+        # from the teacher-forced pass: a metric that decodes can reuse them (see kv_cache in whisper)
+        self.cross_kv = cross_kv
 
     @property
     def logits(self) -> Tensor:
@@ -344,25 +350,34 @@ class _Chunk:
         with model.caching(sorted(names)) as cache:
             with model.short_audio(self.pairs.short):
                 features = model.encoder(mel.to(model.device, model._dtype))
-            logits = self._decode(features)
-        return Run(model, features, logits, self.pairs, self.rows), cache
+            run = self._run(features)  # inside: the decoder's sites are cached too
+        return run, cache
 
-    def _decode(self, features: Tensor) -> Tensor | None:
-        """The decoder's final LayerNorm output on the prefix; the pass stops there, before the logits."""
+    def _run(self, features: Tensor) -> Run:
+        """The run on `features`: the decoder's final LayerNorm output on the prefix (the pass stops
+        there, before the logits) and its cross-attention keys and values."""
         if not self.decoder:
-            return None
-        captured = []
+            return Run(self.model, features, None, self.pairs, self.rows)
+        captured, cross_kv = [], {}
 
         def stop(activation: Tensor, hook) -> None:
             captured.append(activation)
             raise _Stop
 
+        def keep(module, inputs, output) -> None:
+            cross_kv[module] = output
+
+        handles = [linear.register_forward_hook(keep) for block in self.model.decoder.blocks
+                   for linear in (block.cross_attn.key, block.cross_attn.value)]
         try:
             with self.model.hooks(fwd=[("decoder.hook_ln_final", stop)]):
                 self.model.decoder(self.pairs.prefix.to(features.device), features)
         except _Stop:
             pass
-        return captured[0]
+        finally:
+            for handle in handles:
+                handle.remove()
+        return Run(self.model, features, captured[0], self.pairs, self.rows, cross_kv)
 
     def patched(self, site: Site) -> Run:
         model = self.model
@@ -370,6 +385,14 @@ class _Chunk:
             return self.clean if self.source_cache is self.clean_cache else self.corrupt
         source = self.source_cache[site.source]
         hook_point = model.hook_dict[site.hook]
+        entering = self._block_entered(site)
+        if entering is not None:  # the patched value is what enters a block: start the run there
+            target = self.target_cache[site.hook].to(source)
+            mask = _site_mask(site, hook_point, target.shape, self.rows, target.device)
+            if source.shape != target.shape:
+                raise WhisperLensError(f"cannot patch {site.source} {tuple(source.shape)} into {site.hook} "
+                                       f"{tuple(target.shape)}")
+            return self._run(encoder_from(model, source if mask is None else torch.where(mask, source, target), entering))
 
         def patch(activation: Tensor, hook) -> Tensor:
             new = source.to(activation)
@@ -388,7 +411,15 @@ class _Chunk:
                     features = model.encoder(self.target_mel.to(model.device, model._dtype))
             else:
                 features = encoder_from(model, self.target_cache[self.block_inputs[start]], start)
-            return Run(model, features, self._decode(features), self.pairs, self.rows)
+            return self._run(features)
+
+    def _block_entered(self, site: Site) -> int | None:
+        """The encoder block whose input `site` is, when the target run's value there is cached and
+        nothing else hooks it: the patched run can then start at that block from the patched value
+        (encoder_from), instead of recomputing the block that made it. None otherwise."""
+        if site.hook not in self.block_inputs or self.model.hook_dict[site.hook].has_hooks:
+            return None
+        return self.block_inputs.index(site.hook)
 
 
 class _Stop(Exception):

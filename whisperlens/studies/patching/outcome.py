@@ -6,7 +6,8 @@ import re
 
 import numpy as np
 
-MAX_TOKENS = 16  # a one-word clip takes 2-5 tokens; the cap ends a loop early
+from .greedy import greedy_texts
+
 BECAME_A, STAYED_B, OTHER = 1.0, -1.0, 0.0
 
 
@@ -28,13 +29,9 @@ class WordOutcome:
     def __call__(self, run) -> np.ndarray:
         if self._last is not None and self._last[0] is run.features:
             return self._last[1]
-        import whisper
-
-        options = whisper.DecodingOptions(language=self.language, without_timestamps=True, fp16=False,
-                                          temperature=0.0, sample_len=MAX_TOKENS)
-        results = whisper.decode(self.model, run.features, options)
-        outcome = np.array([outcome_of(r.text, a, b) for r, a, b in
-                            zip(results, self.words_a[run.rows], self.words_b[run.rows], strict=True)])
+        texts = greedy_texts(self.model, run.features, self.language, run.cross_kv)
+        outcome = np.array([outcome_of(text, a, b) for text, a, b in
+                            zip(texts, self.words_a[run.rows], self.words_b[run.rows], strict=True)])
         self._last = (run.features, outcome)
         return outcome
 

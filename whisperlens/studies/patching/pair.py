@@ -4,6 +4,7 @@ logit difference between A's and B's first distinguishing token."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -11,20 +12,24 @@ DEFAULT_OUT = Path("runs") / "patching-pair"
 
 
 def add_commands(actions) -> None:
+    # argparse's own formatter: the study parsers' (simple_parsing's) names metavars after the
+    # default's type, which reads "--text-a None" here, and repeats defaults the help already gives
     pair = actions.add_parser("pair", help="patch recording A into recording B: a layer x position heatmap",
-                              description=__doc__)
-    pair.add_argument("a", help="recording A (the clean run: its states are patched in)")
-    pair.add_argument("b", help="recording B (the corrupted run)")
-    pair.add_argument("--text-a", default=None, help="A's transcript (default: the model's own)")
-    pair.add_argument("--text-b", default=None, help="B's transcript (default: the model's own)")
-    pair.add_argument("--model", default="tiny.en", help="bundled name or checkpoint path (default tiny.en)")
-    pair.add_argument("--device", default="cpu")
-    pair.add_argument("--language", default="en", help="the language token on a multilingual model (default en)")
-    pair.add_argument("--component", default="resid_post", help="what is patched (default resid_post; see docs)")
-    pair.add_argument("--window", type=int, default=5, help="positions patched together (20 ms each; default 5)")
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    pair.add_argument("a", metavar="A.wav", help="recording A (the clean run: its states are patched in)")
+    pair.add_argument("b", metavar="B.wav", help="recording B (the corrupted run)")
+    pair.add_argument("--text-a", default=None, metavar="TEXT", help="A's transcript (default: the model's own)")
+    pair.add_argument("--text-b", default=None, metavar="TEXT", help="B's transcript (default: the model's own)")
+    pair.add_argument("--model", default="tiny.en", metavar="MODEL", help="bundled name or checkpoint path (default tiny.en)")
+    pair.add_argument("--device", default="cpu", metavar="DEVICE", help="cpu, cuda, ... (default cpu)")
+    pair.add_argument("--language", default="en", metavar="LANG", help="the language token on a multilingual model (default en)")
+    pair.add_argument("--component", default="resid_post", metavar="COMPONENT",
+                      help="what is patched (default resid_post; see docs)")
+    pair.add_argument("--window", type=int, default=5, metavar="N", help="positions patched together (20 ms each; default 5)")
     pair.add_argument("--direction", default="denoise", choices=("denoise", "noise"),
                       help="denoise: A into B's run (default); noise: B into A's run")
-    pair.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"folder for the heatmap (default {DEFAULT_OUT})")
+    pair.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
+                      help=f"folder for the heatmap (default {DEFAULT_OUT})")
     pair.set_defaults(run=run_pair)
 
 
