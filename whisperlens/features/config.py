@@ -22,7 +22,7 @@ class FeaturesConfig(CorpusStudyConfig):
     sae_layers: tuple[int, ...] = (2, 3)  # encoder blocks whose hook_resid_post gets an SAE
     sae_architecture: str = simple_parsing.field(default="batchtopk", choices=("batchtopk", "topk", "standard"))
     sae_max_vectors: int = 2_000_000  # activation vectors kept in memory per SAE (every frame of the default corpus)
-    sae_training_vectors: int = 3_000_000  # vectors shown to each SAE in training (see docs/features.md, SAEs)
+    sae_training_vectors: int = 2_000_000  # vectors shown to each SAE in training (~7 min each on 2 cores; docs/features.md)
     mode: str = "short"  # exact, short or short-bf16 (see docs/features.md)
     batch_size: int = 32  # clips per forward pass
     top_k: int = 32  # top clips kept per feature

@@ -32,13 +32,14 @@ class SAETrainingConfig:
     l1_coefficient: float = 3.0  # standard: sparsity penalty
     lr: float = 4e-4
     batch_size: int = 1024
-    training_vectors: int = 4_000_000  # vectors shown to the SAE, cycling the buffer in epochs
+    training_vectors: int = 2_000_000  # vectors shown to the SAE, cycling the buffer in epochs (~7 min on 2 cores)
     max_epochs: int = 20  # caps training_vectors on small buffers, where more passes only overfit
     eval_vectors: int = 500_000  # held out from training: the dead count and metrics are measured on them
     max_eval_fraction: float = 0.5  # on small buffers at most this share is held out
     dead_window_vectors: int = 200_000  # AuxK: a latent silent for this many training vectors counts as dead
     aux_loss_coefficient: float = 1 / 32  # AuxK's weight (OpenAI's value, Gao et al. 2024)
     init_from_data: bool = True  # b_dec = the training data's mean, scaling factor set before fit()
+    init_decoder_from_data: bool = False  # each latent's decoder (and encoder) direction = a centred training vector
     seed: int = 0
 
     def validate(self) -> None:
@@ -143,6 +144,19 @@ def initialise_from_data(trainer, sae, training: torch.Tensor) -> float:
     return scaling_factor
 
 
+@torch.no_grad()
+def initialise_directions_from_data(sae, training: torch.Tensor, seed: int) -> None:
+    """Point each latent at a different centred training vector (keeping SAELens's decoder norms;
+    the encoder is the decoder's transpose, as SAELens starts it): on an anisotropic residual
+    stream, random directions mostly point where the data has little variance, and those latents
+    never win a top-k slot."""
+    rows = torch.randint(len(training), (sae.W_dec.shape[0],), generator=torch.Generator().manual_seed(seed + 1))
+    directions = training[rows] - training.mean(0)
+    directions /= directions.norm(dim=1, keepdim=True).clamp(min=1e-8)
+    sae.W_dec.data.copy_(directions * sae.W_dec.norm(dim=1, keepdim=True))
+    sae.W_enc.data.copy_(sae.W_dec.data.T)
+
+
 def make_trainer(config: SAETrainingConfig, sae, data_provider, steps: int):
     """SAELens's trainer for `steps` batches: lr warm-up, then decay to a tenth over the last fifth."""
     from sae_lens.config import SAETrainerConfig
@@ -176,6 +190,8 @@ def train_sae(vectors: torch.Tensor, config: SAETrainingConfig) -> SAETrainingRe
     trainer = make_trainer(config, sae, log, steps)
     if config.init_from_data:
         initialise_from_data(trainer, sae, training)
+    if config.init_decoder_from_data:
+        initialise_directions_from_data(sae, training, config.seed)
     log.trainer = trainer
     # Adam's second moments of rarely active features decay into denormal floats, which CPUs
     # process ~100x slower; flushing them to zero halves the training time, same results.
