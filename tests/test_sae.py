@@ -148,3 +148,18 @@ def test_diagnostics_measure_outlier_severity_and_massive_positions():
     assert summary["massive_share_by_position"][7] == 1.0 and sum(summary["massive_share_by_position"]) == 1.0
     expected = vectors.double().mean(0).norm() / vectors.double().var(0, correction=0).sum().sqrt()
     assert summary["outlier_severity"] == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_latent_directions_initialised_from_data_point_at_centred_training_vectors():
+    from whisperlens.sae.train import build_training_sae, initialise_directions_from_data
+
+    config = SAETrainingConfig(hook=HOOK, expansion=2, init_decoder_from_data=True)
+    training = torch.randn(500, 8, generator=torch.Generator().manual_seed(0)) + 5.0
+    sae = build_training_sae(config, 8)
+    norms = sae.W_dec.norm(dim=1).clone()
+    initialise_directions_from_data(sae, training, seed=0)
+    torch.testing.assert_close(sae.W_dec.norm(dim=1), norms)  # SAELens's decoder norms are kept
+    torch.testing.assert_close(sae.W_enc, sae.W_dec.T)
+    centred = training - training.mean(0)
+    cosines = (sae.W_dec / sae.W_dec.norm(dim=1, keepdim=True)) @ (centred / centred.norm(dim=1, keepdim=True)).T
+    assert torch.allclose(cosines.max(1).values, torch.ones(16), atol=1e-5)  # each is some centred training vector
