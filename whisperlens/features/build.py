@@ -97,7 +97,7 @@ def sae_dir(out: Path, hook: str) -> Path:
 
 def ensure_saes(corpus, model, config: FeaturesConfig, progress: bool) -> tuple[dict[str, str], dict[str, dict]]:
     """Train (or reuse) one SAE per chosen layer's residual stream; return paths and metrics."""
-    from ..sae import SAETrainingConfig, train_sae
+    from ..sae import train_sae
     from ..sae.format import sae_metadata
 
     hooks = [f"encoder.blocks.{layer}.hook_resid_post" for layer in config.sae_layers]
@@ -113,9 +113,7 @@ def ensure_saes(corpus, model, config: FeaturesConfig, progress: bool) -> tuple[
         vectors = collect_activations(corpus, model, missing, config.mode, config.sae_max_vectors,
                                       config.seed, config.batch_size, progress)
         for hook in missing:
-            training = SAETrainingConfig(hook=hook, model_name=config.model.model, architecture=config.sae_architecture,
-                                         training_vectors=config.sae_training_vectors, seed=config.seed)
-            result = train_sae(vectors[hook], training)
+            result = train_sae(vectors[hook], _sae_training_config(config, hook))
             result.metrics["corpus_key"] = _sae_training_key(corpus, config)
             result.metrics["mode"] = config.mode
             path = result.save(sae_dir(config.store_dir(), hook))
@@ -125,15 +123,26 @@ def ensure_saes(corpus, model, config: FeaturesConfig, progress: bool) -> tuple[
 
 def _metrics_of(metadata: dict) -> dict:
     keys = ("explained_variance", "l0", "dead_features", "d_sae", "eval_vectors", "training_vectors",
-            "dead_features_in_training")
+            "dead_features_in_training", "firing_frequency", "auxk_steps", "auxk_dead_window_steps")
     return {key: metadata[key] for key in keys if key in metadata}
 
 
-def _sae_training_key(corpus, config: FeaturesConfig) -> str:
-    """What a trained SAE must match to be reused: its clips and its training settings."""
-    import hashlib
+def _sae_training_config(config: FeaturesConfig, hook: str):
+    from ..sae import SAETrainingConfig
 
-    settings = f"{config.mode}|{config.sae_architecture}|{config.sae_max_vectors}|{config.sae_training_vectors}|{config.seed}"
+    return SAETrainingConfig(hook=hook, model_name=config.model.model, architecture=config.sae_architecture,
+                             training_vectors=config.sae_training_vectors, seed=config.seed)
+
+
+def _sae_training_key(corpus, config: FeaturesConfig) -> str:
+    """What a trained SAE must match to be reused: its clips and its training settings (every
+    field of SAETrainingConfig, so a changed default retrains)."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    training = {k: v for k, v in asdict(_sae_training_config(config, "")).items() if k != "hook"}
+    settings = f"{config.mode}|{config.sae_max_vectors}|{json.dumps(training, sort_keys=True)}"
     return hashlib.sha256((corpus_key(corpus) + settings).encode()).hexdigest()[:16]
 
 

@@ -20,9 +20,9 @@ class FeaturesConfig(CorpusStudyConfig):
     layers: tuple[int, ...] | None = None  # keep only hooks in these block indices
     bases: tuple[str, ...] = ("neurons", "random", "sae")  # any of neurons, random, sae
     sae_layers: tuple[int, ...] = (2, 3)  # encoder blocks whose hook_resid_post gets an SAE
-    sae_architecture: str = simple_parsing.field(default="topk", choices=("topk", "standard"))
-    sae_max_vectors: int = 1_000_000  # activation vectors kept in memory for SAE training
-    sae_training_vectors: int = 3_000_000  # vectors shown to each SAE in training (3 epochs of the default corpus)
+    sae_architecture: str = simple_parsing.field(default="batchtopk", choices=("batchtopk", "topk", "standard"))
+    sae_max_vectors: int = 2_000_000  # activation vectors kept in memory per SAE (every frame of the default corpus)
+    sae_training_vectors: int = 2_000_000  # vectors shown to each SAE in training (~7 min each on 2 cores; docs/features.md)
     mode: str = "short"  # exact, short or short-bf16 (see docs/features.md)
     batch_size: int = 32  # clips per forward pass
     top_k: int = 32  # top clips kept per feature

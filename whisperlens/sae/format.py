@@ -38,6 +38,16 @@ def save_sae(training_sae, path: str | Path, metrics: dict | None = None) -> Pat
     return path
 
 
+def inference_form(training_sae):
+    """The sae_lens.SAE that `save_sae` would write for `training_sae` (a BatchTopK SAE becomes
+    a JumpReLU SAE with its learned threshold), built by SAELens's own save and load."""
+    from sae_lens import SAE
+
+    with tempfile.TemporaryDirectory(prefix="wl-sae-") as folder:
+        training_sae.save_inference_model(folder)
+        return SAE.load_from_disk(folder, device="cpu")
+
+
 def load_sae(path: str | Path, device: str = "cpu"):
     """An inference SAE (sae_lens.SAE) from a directory in SAELens's format."""
     path = Path(path)
