@@ -137,8 +137,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(f"store {'given' if args.store else f'built here in {built:.0f} s'}: {index.size} features over "
           f"{len(index.sites)} sites; index ready in {indexed:.2f} s (built if missing or stale)")
-    print(f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} CPUs (above the CPU count, other work shares the cores and times inflate)")
+    load = os.getloadavg()[0]
+    print(f"torch threads {torch.get_num_threads()}, load average {load:.1f} on {os.cpu_count()} CPUs"
+          + (" (above the CPU count: other work shares the cores and times inflate)" if load > os.cpu_count() else ""))
 
     clips = ten_second_clips(work, args.repeats + 1)
     with serving(create_app(work / "run", [], store=store)) as base:
