@@ -5,7 +5,8 @@
 With --run-dir, the screenshots show that run; without, a small demo run is built first (the
 example and features studies over a 30-clip corpus, as the dashboard's tests use) in --work.
 Each page is driven as a person would: a phone search, the first feature, a synthesized clip
-uploaded, a word clicked, an attention band poked, the attention around a frame.
+uploaded, a word clicked, the last word's span dragged on the spectrogram and removed, the
+attention around a frame.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from tests.browser import CHROMIUM, FLAGS
+    from tests.browser import CHROMIUM, FLAGS, drag_over_word
     from tests.dashboard_run import studies
     from whisperlens.dashboard.app import create_app
     from whisperlens.dashboard.server import serving
@@ -79,7 +80,7 @@ def main() -> None:
         page.click("#upload button[type=submit]")
         page.wait_for_selector("#transcript button.word", timeout=300_000)
         page.click("#transcript button.word >> text=fox")
-        page.fill("#band-k", "10")
+        drag_over_word(page, page.locator("#transcript button.word").last)
         page.click("#poke button[type=submit]")
         page.wait_for_selector("#poke-result:not([hidden])", timeout=300_000)
         page.fill("#attention-frame", "60")

@@ -60,3 +60,17 @@ def browser_page(profile: Path):
 
 def broken_images(page) -> list[str]:
     return page.evaluate("[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+
+
+def drag_over_word(page, word) -> tuple[float, float]:
+    """Select a word's span (its button's data-start and data-end) on the dashboard's clip
+    spectrogram with a mouse drag, as a person would; the word's (start, end) in seconds."""
+    page.wait_for_function("document.getElementById('spectrogram-image').naturalWidth > 0", timeout=120_000)
+    box = page.locator("#spectrogram").bounding_box()
+    duration = float(page.get_attribute("#spectrogram", "data-duration"))
+    start, end = (float(word.get_attribute(f"data-{edge}")) for edge in ("start", "end"))
+    page.mouse.move(box["x"] + box["width"] * start / duration, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * end / duration, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.up()
+    return start, end

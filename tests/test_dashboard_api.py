@@ -177,3 +177,8 @@ def test_the_store_a_result_names_is_found_relative_to_where_the_run_was_made(ru
     monkeypatch.chdir(tmp_path)
     assert RunDirectory("runs/main", studies()).store.root == Path("runs/features/short")
     assert RunDirectory(tmp_path / "runs" / "main", studies(), store=run_dir / "store").store.root == run_dir / "store"
+    # The main job's store lives in its run directory (`whisperlens run --out main` in runs/:
+    # main/features/store), found from anywhere.
+    (result / "store").symlink_to(run_dir / "store")
+    (result / "result.json").write_text(json.dumps({"study": "features", "summary": {"store": "main/features/store"}}))
+    assert RunDirectory(tmp_path / "runs" / "main", studies()).store.root == result / "store"

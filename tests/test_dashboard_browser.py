@@ -1,7 +1,8 @@
 """The dashboard in Chromium, as a person uses it: the report with every study's figures, a
 phone search in the feature browser, a feature page whose audio loads and plays, an uploaded
-clip's transcript and timeline, an intervention that changes the transcript, and a
-path-traversal URL that gets a 404. Screenshots are saved beside the test's files."""
+clip's transcript and timeline, an intervention that changes the transcript, a span dragged on
+the spectrogram whose word removal takes a word out, and a path-traversal URL that gets a 404.
+Screenshots are saved beside the test's files."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from whisperlens.dashboard.app import create_app
 from whisperlens.dashboard.server import serving
 
-from .browser import broken_images, browser_page
+from .browser import broken_images, browser_page, drag_over_word
 from .conftest import synthesize
 from .dashboard_run import run_directory, studies
 
@@ -86,6 +87,19 @@ def test_dashboard_in_chromium(run_dir, tmp_path):
         before, after = page.inner_text("#poke-before"), page.inner_text("#poke-after")
         assert "fox" in before.lower() and after != before
         assert '"attention_mask"' in page.inner_text("#poke-spec")
+
+        # Word removal: a drag across the last word on the spectrogram selects its span; the
+        # edited transcript lacks the word, shown struck out in the original beside it.
+        start, end = drag_over_word(page, page.locator("#transcript button.word").last)
+        assert page.is_checked("input[name=kind][value=remove]") and page.is_visible("#span-selection")
+        assert float(page.input_value("#span-start")) == pytest.approx(start, abs=0.03)
+        assert float(page.input_value("#span-end")) == pytest.approx(end, abs=0.03)
+        page.click("#poke button[type=submit]")
+        page.wait_for_function("document.getElementById('poke-spec').textContent.includes('encoder.hook_ln_post')",
+                               timeout=120_000)
+        before, after = page.inner_text("#poke-before").lower(), page.inner_text("#poke-after").lower()
+        assert "dog" in before and "dog" not in after and "fox" in after
+        assert "dog" in page.inner_text("#poke-before del").lower()
 
         # A bad upload: a clear message on the page, no crash.
         (tmp_path / "notes.wav").write_text("not audio at all")

@@ -6,6 +6,7 @@ and `whisperlens serve` itself."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import threading
@@ -130,6 +131,49 @@ def test_parallel_requests_with_different_interventions_each_get_their_own_resul
     assert together == {name: [text, text] for name, text in alone.items()}
 
 
+def test_removing_a_span_takes_its_word_out_and_reuses_the_encoder_output(app, fox):
+    from whisperlens.audio import encoder_positions
+    from whisperlens.dashboard.analysis import DECODING, word_removal
+    from whisperlens.dashboard.workbench import CLIPS_KEPT, Recent
+    from whisperlens.transcripts import padding_features, word_timings
+
+    client = app.test_client()
+    key = _upload(client, fox).json["clip"]
+    workbench = app.extensions["whisperlens"]["workbench"]
+    workbench.encoder_outputs, workbench.baselines = Recent(CLIPS_KEPT), Recent(CLIPS_KEPT)  # as for a new clip
+    with workbench.using_model() as model:
+        workbench.padding(model)  # the padding-only audio's encoder output, computed once per server
+        block_runs = []
+        handle = model.encoder.blocks[0].register_forward_hook(lambda module, i, o: block_runs.append(o.shape[1]))
+    try:
+        analysis = client.get(f"/api/clips/{key}/analysis").json
+        # Word times no longer cost a second encoder pass: one 30 s window for the transcript and
+        # its alignment, and the clip's own frames for the features.
+        assert block_runs == [1500, encoder_positions(len(workbench.clip(key)))]
+        dog = analysis["words"][-1]
+        assert dog["word"] == "dog."
+        block_runs.clear()
+        answer = client.post(f"/api/clips/{key}/poke", json={"remove": [{"start": dog["start"], "end": dog["end"]}]})
+        assert block_runs == []  # the plain transcript and the edit both decode the kept encoder output
+    finally:
+        handle.remove()
+    assert answer.status_code == 200, answer.json
+    before, after = answer.json["baseline"].lower(), answer.json["text"].lower()
+    assert "dog" in before and "dog" not in after and "fox" in after
+    first, stop = math.floor(dog["start"] / 0.02 + 1e-6), math.ceil(dog["end"] / 0.02 - 1e-6)  # 20 ms frames
+    assert answer.json["interventions"] == [{"kind": "patch", "hook": "encoder.hook_ln_post", "value": None,
+                                             "positions": {"start": first, "stop": stop, "step": None},
+                                             "source": "the encoder output for padding-only audio"}]
+    # The same edit as a plain intervention on openai's transcribe, the encoder run in full each
+    # time, gives the same transcripts and word times.
+    audio = workbench.clip(key)
+    with workbench.using_model() as model:
+        removal = word_removal(padding_features(model), slice(first, stop))
+        options = dict(language="en", verbose=None, sample_len=len(answer.json["text"]) + 30, **DECODING)
+        assert model.transcribe(audio, interventions=[removal], **options)["text"].strip() == answer.json["text"]
+        assert word_timings(model.transcribe(audio, word_timestamps=True, **options)) == analysis["words"]
+
+
 def test_bad_interventions_are_400s(app, fox):
     client = app.test_client()
     key = _upload(client, fox).json["clip"]
@@ -144,6 +188,12 @@ def test_bad_interventions_are_400s(app, fox):
             ("application/json", "do not fit this model's activations"),
         json.dumps({"interventions": [{"kind": "patch", "hook": "encoder.blocks.0.hook_resid_post", "source": {"a": [1]}}]}):
             ("application/json", "patch"),
+        json.dumps({"remove": [{"start": 1.0}]}): ("application/json", "remove: end is missing"),
+        json.dumps({"remove": [{"start": 2.0, "end": 1.0}]}): ("application/json", "span: give start < end"),
+        json.dumps({"remove": [{"start": 2.9, "end": 3.5}]}): ("application/json", "within the clip's 2.77 s"),
+        json.dumps({"remove": [{"start": -1, "end": 1}]}): ("application/json", "start: must be a number between 0 and 30"),
+        json.dumps({"remove": ["0-1"]}): ("application/json", "each remove entry is"),
+        json.dumps({"remove": {"start": 0}}): ("application/json", "remove are lists"),
     }
     for body, (kind, message) in cases.items():
         answer = client.post(f"/api/clips/{key}/poke", data=body, headers={"Content-Type": kind})

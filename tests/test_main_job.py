@@ -40,18 +40,18 @@ def test_main_job_writes_every_study_and_a_second_run_does_no_work(tmp_path, mon
     # english for every study; multilingual and non-speech for the probes; the pairs for patching
     sets = ("english", "multilingual", "nonspeech", "minimal_pairs", "en_es_pairs")
     build_corpus(CorpusConfig(out=corpus_dir, clips=45, sets=sets), progress=False)
-    monkeypatch.chdir(tmp_path)  # the feature store goes to runs/features/... under the working directory
+    monkeypatch.chdir(tmp_path)
     argv = ["run", "--corpus", str(corpus_dir), "--clips", "45", "--out", "report", "--no-progress"]
     assert main(argv) == 0
     report = (tmp_path / "report" / "index.html").read_text()
     assert "quick brown fox" in report.lower()
-    assert "../runs/features/tiny.en/short/html/index.html" in report
+    assert 'href="features/store/html/index.html"' in report  # the store lives in the run directory
     assert "Not finished yet" not in report
     for study in STUDIES:
         assert f'id="{study}"' in report and (tmp_path / "report" / study / "index.html").exists()
     features = json.loads((tmp_path / "report" / "features" / "result.json").read_text())["summary"]
     assert {s["site"] for s in features["sites"]} >= {"encoder.blocks.2.mlp.hook_post", "sae:encoder.blocks.3.hook_resid_post"}
-    store = tmp_path / "runs" / "features" / "tiny.en" / "short"
+    store = tmp_path / "report" / "features" / "store"
     assert (store / "html" / "index.html").exists()
     example = json.loads((tmp_path / "report" / "example" / "result.json").read_text())["summary"]
     assert example["words"][0]["word"] == "Hot"
@@ -60,7 +60,7 @@ def test_main_job_writes_every_study_and_a_second_run_does_no_work(tmp_path, mon
     # A second run finds every study's fingerprint matching: no study runs, no result file or
     # store file is rewritten (a recomputation would rewrite them, and this would fail).
     watched = [p for p in (tmp_path / "report").rglob("*") if p.is_file() and p.name != "index.html"]
-    watched += [p for p in store.rglob("*") if p.is_file()]
+    assert not (tmp_path / "runs").exists()  # nothing written outside the run directory
     before = {p: p.stat().st_mtime_ns for p in watched}
     assert main(argv) == 0
     printed = capsys.readouterr().out
@@ -68,7 +68,7 @@ def test_main_job_writes_every_study_and_a_second_run_does_no_work(tmp_path, mon
     assert {p: p.stat().st_mtime_ns for p in watched} == before
 
     # Then `features describe` reads the store the main job wrote.
-    assert main(["features", "describe", "encoder.blocks.2.mlp.hook_post:0"]) == 0
+    assert main(["features", "describe", "encoder.blocks.2.mlp.hook_post:0", "--store", str(store)]) == 0
     assert "encoder.blocks.2.mlp.hook_post" in capsys.readouterr().out
 
 

@@ -57,6 +57,18 @@ def clip_mels(model, clips: Sequence) -> torch.Tensor:
     return log_mel_batch([np.asarray(clip.audio, dtype=np.float32) for clip in clips], model.dims.n_mels).to(model.device)
 
 
+def padding_features(model) -> torch.Tensor:
+    """The encoder output (1, 1500, d) of audio that is all padding: one second of silence padded
+    to 30 s, as the seeds' `final_layer_output_for_padded_input`. Word removal puts it in place of
+    a span of a clip's encoder output (the locality study, the dashboard)."""
+    import torch
+
+    from .audio import SAMPLE_RATE, log_mel
+
+    with torch.no_grad():
+        return model.run(log_mel(np.zeros(SAMPLE_RATE, dtype=np.float32), model.dims.n_mels))
+
+
 def clip_batches(clips: Sequence, batch_size: int = BATCH_SIZE, progress=None, desc: str = "decode"):
     """The clips in consecutive batches (lists), with a progress bar over batches when given one."""
     starts = range(0, len(clips), batch_size)

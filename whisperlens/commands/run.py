@@ -27,8 +27,10 @@ def register(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-def main_plan(model, corpus_dir: Path, clips: int | None) -> list:
-    """The main job's studies, quick ones first: (study, config) pairs."""
+def main_plan(model, corpus_dir: Path, clips: int | None, out: Path = Path("runs/main")) -> list:
+    """The main job's studies, quick ones first: (study, config) pairs. The feature store goes
+    inside the run directory (OUT/features/store), so `whisperlens serve OUT` can serve its
+    listening pages and the report's links to them work wherever OUT is copied."""
     from ..corpus.selection import CorpusSelection
     from ..features.study import STUDY as FEATURES
     from ..features.study import FeaturesConfig
@@ -65,7 +67,8 @@ def main_plan(model, corpus_dir: Path, clips: int | None) -> list:
         (PATCHING, PatchingConfig(model=model, corpus=CorpusSelection(path=corpus, sets=("minimal_pairs", "en_es_pairs")),
                                   pairs=16, position_pairs=4, window_pairs=2, crosslingual_pairs=2)),
         (LOCALITY, LocalityConfig(model=model, corpus=CorpusSelection(path=corpus, per_voice=1), half_widths=(100, 50, 20, 10))),
-        (FEATURES, FeaturesConfig(model=model, corpus=CorpusSelection(path=corpus, clips=clips))),
+        (FEATURES, FeaturesConfig(model=model, corpus=CorpusSelection(path=corpus, clips=clips),
+                                  store=(Path(out) / "features" / "store").as_posix())),
     ]
 
 
@@ -78,10 +81,10 @@ def run(args: argparse.Namespace) -> int:
     model = ModelSpec(args.model, args.device, args.dtype)
     progress = not args.no_progress
     corpus_dir, corpus_section = corpus_step(args.corpus, progress)  # first: a bad --corpus fails before any output
-    plan = main_plan(model, corpus_dir, args.clips)
+    out = Path(args.out)
+    plan = main_plan(model, corpus_dir, args.clips, out)
     for _, config in plan:
         config.validate()  # every study's bad input fails before the first one runs
-    out = Path(args.out)
     run_pipeline(plan, out, f"whisperlens: {args.model}", StudyContext(out, progress), lead=[corpus_section], force=args.force)
     print(f"== report: {out / 'index.html'}")
     print(f"== browse it: whisperlens serve {out}")

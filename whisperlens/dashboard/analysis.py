@@ -1,17 +1,21 @@
 """What the dashboard computes on a clip, as plain functions of a model: the transcript with
-word times, the top features per encoder frame, a transcript under interventions, and the
-attention each head pays around a frame. The server calls them one at a time (workbench.py);
-they hold no state of their own."""
+word times, the top features per encoder frame, a transcript under interventions, the word
+removal of a span, and the attention each head pays around a frame. The server calls them one
+at a time (workbench.py); they hold no state of their own (the encoder outputs they reuse are
+passed in)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
 
 from ..audio import SAMPLE_RATE, encoder_positions, log_mel
 from ..errors import WhisperLensError
-from ..interventions import Intervention, Steer
+from ..interventions import Intervention, Patch, Steer
 from ..transcripts import word_timings
+from .encoder_reuse import OUTPUT_HOOK, reusing_encoder
 
 FRAME_SECONDS = 0.02
 # Tokens per second of audio a transcript may hold: speech runs at 3-4 tokens a second, so an
@@ -23,11 +27,14 @@ DECODING = {"temperature": 0.0, "fp16": False, "condition_on_previous_text": Fal
 
 
 def transcript(model, audio: np.ndarray, language: str | None, interventions: list[Intervention] = (),
-               words: bool = True) -> dict:
-    """{"text", "words": [{"word", "start", "end"}]} from openai's transcribe on the hooked model."""
+               words: bool = True, encoder_outputs=None) -> dict:
+    """{"text", "words": [{"word", "start", "end"}]} from openai's transcribe on the hooked model,
+    the encoder run once per window (encoder_reuse.py): `encoder_outputs` keeps its clean outputs
+    across calls."""
     max_tokens = min(224, MIN_TOKENS + int(TOKENS_PER_SECOND * duration_seconds(audio)))
-    result = model.transcribe(audio, interventions=list(interventions), language=language, word_timestamps=words,
-                              verbose=None, sample_len=max_tokens, **DECODING)
+    with reusing_encoder(model, encoder_outputs, interventions):
+        result = model.transcribe(audio, interventions=list(interventions), language=language, word_timestamps=words,
+                                  verbose=None, sample_len=max_tokens, **DECODING)
     entry = {"text": result["text"].strip()}
     if words:
         entry["words"] = word_timings(result)
@@ -58,6 +65,23 @@ def attention_around(model, audio: np.ndarray, frame: int, short: bool) -> np.nd
     activations = encoder_activations(model, audio, "encoder.blocks.*.attn.hook_pattern", short)
     layers = sorted(activations, key=lambda name: int(name.split(".")[2]))
     return np.stack([activations[name][:, frame, :n].float().numpy() for name in layers])
+
+
+def span_frames(audio: np.ndarray, start: float, end: float) -> slice:
+    """The encoder frames (20 ms each) a span of the clip touches, from `start` to `end` seconds."""
+    n = encoder_positions(len(audio))
+    # the tolerance keeps a time on a frame's edge (2.44 s / 0.02 s = 121.99999...) on that edge
+    first, stop = math.floor(start / FRAME_SECONDS + 1e-6), min(n, math.ceil(end / FRAME_SECONDS - 1e-6))
+    if not start < end or first >= n:
+        raise WhisperLensError(f"span: give start < end within the clip's {duration_seconds(audio):.2f} s, "
+                               f"not {start:g}-{end:g}")
+    return slice(first, stop)
+
+
+def word_removal(padding: torch.Tensor, frames: slice) -> Patch:
+    """The seeds' word removal: the encoder output at `frames` replaced by the same frames of the
+    output for padding-only audio (`transcripts.padding_features`)."""
+    return Patch(hook=OUTPUT_HOOK, source={OUTPUT_HOOK: padding}, positions=frames)
 
 
 def steering(hook: str, direction: torch.Tensor, scale: float) -> Steer:

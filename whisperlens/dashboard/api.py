@@ -3,7 +3,7 @@ attention, and media (files of the run directory, feature audio, figures)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from flask import Blueprint, Response, jsonify, request, send_file
 
@@ -13,6 +13,7 @@ from ..interventions import Patch, interventions_from_json
 from . import analysis, figures, params
 from .feature_view import example_location, histogram_arrays
 from .shared import NotFound, feature_index, state
+from .workbench import MAX_CLIP_SECONDS
 
 blueprint = Blueprint("api", __name__)
 MAX_INTERVENTIONS = 8
@@ -113,6 +114,12 @@ def clip_audio(clip: str):
     return _media(encode_audio(_workbench().clip(clip), "wav"), "audio/wav")
 
 
+@blueprint.get("/figures/clip/<clip>/spectrogram.png")
+def clip_spectrogram(clip: str):
+    """The clip's spectrogram, on which the page selects a span to remove."""
+    return _media(figures.clip_png(_workbench().clip(clip)), "image/png")
+
+
 @blueprint.get("/api/clips/<clip>/analysis")
 def analyse_clip(clip: str):
     """The transcript with word times, and the top features at each encoder frame for a site."""
@@ -124,7 +131,7 @@ def analyse_clip(clip: str):
     audio = workbench.clip(clip)
     basis = workbench.basis(site)
     with workbench.using_model() as model:
-        words = analysis.transcript(model, audio, workbench.language(model))
+        words = analysis.transcript(model, audio, workbench.language(model), encoder_outputs=workbench.encoder_outputs)
         frames = analysis.frame_features(model, audio, store.site_info(site)["hook"], basis, workbench.short, top)
     return jsonify({"clip": clip, "site": site, "duration": round(analysis.duration_seconds(audio), 3),
                     "frame_seconds": analysis.FRAME_SECONDS, **words, **frames})
@@ -132,45 +139,72 @@ def analyse_clip(clip: str):
 
 @blueprint.post("/api/clips/<clip>/poke")
 def poke_clip(clip: str):
-    """The transcript under interventions: specs as data (whisperlens.interventions), and feature
-    steering, {"feature": ID, "scale": S}, turned into a Steer spec along the feature's direction."""
+    """The transcript under interventions: specs as data (whisperlens.interventions); feature
+    steering, {"feature": ID, "scale": S}, a Steer spec along the feature's direction; and word
+    removal, {"start": S, "end": E} in seconds, a Patch of the encoder output over that span with
+    the padding-only audio's (the seeds' edit)."""
     workbench = _workbench()
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise WhisperLensError("send a JSON object: {\"interventions\": [...], \"steer\": [{\"feature\": ..., \"scale\": ...}]}")
-    raw, steer = body.get("interventions", []), body.get("steer", [])
-    if not isinstance(raw, list) or not isinstance(steer, list) or len(raw) + len(steer) > MAX_INTERVENTIONS:
-        raise WhisperLensError(f"interventions and steer are lists, {MAX_INTERVENTIONS} entries at most together")
+        raise WhisperLensError("send a JSON object: {\"interventions\": [...], \"steer\": [{\"feature\": ..., "
+                               "\"scale\": ...}], \"remove\": [{\"start\": ..., \"end\": ...}]}")
+    raw, steer, remove = body.get("interventions", []), body.get("steer", []), body.get("remove", [])
+    if not all(isinstance(entries, list) for entries in (raw, steer, remove)) \
+            or len(raw) + len(steer) + len(remove) > MAX_INTERVENTIONS:
+        raise WhisperLensError(f"interventions, steer and remove are lists, {MAX_INTERVENTIONS} entries at most together")
     specs = interventions_from_json(raw)
     if any(isinstance(spec, Patch) and spec.source is not None for spec in specs):
         raise WhisperLensError("patch: a source cache is not data; give a value")
-    for entry in steer:
-        if not isinstance(entry, dict) or not isinstance(entry.get("feature"), str):
-            raise WhisperLensError("each steer entry is {\"feature\": \"SITE:INDEX\", \"scale\": NUMBER}")
-        scale = params.number({"scale": str(entry.get("scale", ""))}, "scale", None, -1000, 1000)
-        if scale is None:
-            raise WhisperLensError("steer: give a scale")
-        site, index = workbench.require_store().parse_feature(entry["feature"])
-        basis = workbench.basis(site)
-        specs.append(analysis.steering(basis.hook, basis.direction(index), scale))
+    specs += [_steering(entry) for entry in steer]
     audio = workbench.clip(clip)
+    spans = [_span(entry, audio) for entry in remove]
     with workbench.using_model() as model:
+        specs += [analysis.word_removal(workbench.padding(model), frames) for frames in spans]
         for spec in specs:
             spec.check(model)
+        language, kept = workbench.language(model), workbench.encoder_outputs
         baseline = workbench.baselines.get(clip)
         if baseline is None:
-            baseline = analysis.transcript(model, audio, workbench.language(model), words=False)["text"]
+            baseline = analysis.transcript(model, audio, language, words=False, encoder_outputs=kept)["text"]
             workbench.baselines.put(clip, baseline)
         try:
-            changed = analysis.transcript(model, audio, workbench.language(model), specs, words=False)
+            changed = analysis.transcript(model, audio, language, specs, words=False, encoder_outputs=kept)
         except RuntimeError as error:  # a vector or value whose shape does not fit the activation
             raise WhisperLensError(f"the interventions do not fit this model's activations: {str(error)[:200]}") from None
     return jsonify({"clip": clip, "baseline": baseline, "text": changed["text"],
                     "interventions": [_summary(spec) for spec in specs]})
 
 
+def _steering(entry):
+    if not isinstance(entry, dict) or not isinstance(entry.get("feature"), str):
+        raise WhisperLensError("each steer entry is {\"feature\": \"SITE:INDEX\", \"scale\": NUMBER}")
+    scale = _entry_number(entry, "scale", "steer", -1000, 1000)
+    site, index = _workbench().require_store().parse_feature(entry["feature"])
+    basis = _workbench().basis(site)
+    return analysis.steering(basis.hook, basis.direction(index), scale)
+
+
+def _span(entry, audio) -> slice:
+    if not isinstance(entry, dict):
+        raise WhisperLensError("each remove entry is {\"start\": SECONDS, \"end\": SECONDS}")
+    limit = MAX_CLIP_SECONDS
+    return analysis.span_frames(audio, _entry_number(entry, "start", "remove", 0, limit),
+                                _entry_number(entry, "end", "remove", 0, limit))
+
+
+def _entry_number(entry: dict, name: str, what: str, low: float, high: float) -> float:
+    """A number field of a JSON entry, checked as a query parameter is (params.number)."""
+    value = params.number({name: str(entry.get(name, ""))}, name, None, low, high)
+    if value is None:
+        raise WhisperLensError(f"{what}: {name} is missing")
+    return value
+
+
 def _summary(spec) -> dict:
-    """A spec as data, its long vectors cut to their length (a steering vector has d entries)."""
+    """A spec as data: its long vectors cut to their length (a steering vector has d entries), a
+    patch's source (another run's activations) named rather than listed."""
+    if isinstance(spec, Patch) and spec.source is not None:
+        return {**_summary(replace(spec, source=None)), "source": "the encoder output for padding-only audio"}
     data = spec.to_dict()
     return {k: (f"[{len(v)} values]" if isinstance(v, list) and len(v) > 16 else v) for k, v in data.items()}
 

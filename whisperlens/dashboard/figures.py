@@ -45,28 +45,42 @@ def _edge(value: float) -> str:
     return "≤0" if not np.isfinite(value) else f"{value:.3g}"
 
 
-def window_png(samples: np.ndarray, start_sample: int, trace: np.ndarray, centre_sample: int) -> bytes:
-    """An audio window's log-mel spectrogram, the feature's activation over it (white) and the
-    example's frame (dashed). The axes fill the image edge to edge, so a click's x position is
-    its time in the window: the page seeks the audio there."""
+def _spectrogram(samples: np.ndarray, width: float, height: float):
+    """A figure whose one axes, edge to edge, is the audio's log-mel spectrogram (time in seconds
+    across): an x position on the image is a time in the audio, in proportion."""
     import torch
     import whisper.audio
 
-    figure, _ = _figure(4, 1.4)
+    figure, _ = _figure(width, height)
     figure.clear()
     axes = figure.add_axes((0, 0, 1, 1))
     seconds = len(samples) / SAMPLE_RATE
     mel = whisper.audio.log_mel_spectrogram(torch.as_tensor(samples, dtype=torch.float32)).numpy()
     axes.imshow(mel, origin="lower", aspect="auto", extent=(0, seconds, 0, mel.shape[0]), cmap="magma")
+    axes.set_axis_off()
+    axes.set_xlim(0, seconds)
+    return figure, axes, seconds
+
+
+def clip_png(samples: np.ndarray) -> bytes:
+    """A whole clip's log-mel spectrogram, edge to edge: the page selects a span on it by position."""
+    figure, _, _ = _spectrogram(samples, 12, 1.2)
+    return png_bytes(figure)
+
+
+def window_png(samples: np.ndarray, start_sample: int, trace: np.ndarray, centre_sample: int) -> bytes:
+    """An audio window's log-mel spectrogram, the feature's activation over it (white) and the
+    example's frame (dashed). The axes fill the image edge to edge, so a click's x position is
+    its time in the window: the page seeks the audio there."""
+    figure, axes, seconds = _spectrogram(samples, 4, 1.4)
     times = (np.arange(len(trace)) + 0.5) * SAMPLES_PER_ENCODER_FRAME / SAMPLE_RATE - start_sample / SAMPLE_RATE
     inside = (times >= 0) & (times <= seconds)
     twin = axes.twinx()
     twin.plot(times[inside], trace[inside], color="white", linewidth=1.5)
     twin.set_ylim(min(0.0, float(trace.min(initial=0))), max(float(trace.max(initial=0)) * 1.1, 1e-6))
     axes.axvline((centre_sample - start_sample) / SAMPLE_RATE, color="cyan", linestyle="--", linewidth=0.8)
-    for ax in (axes, twin):
-        ax.set_axis_off()
-    axes.set_xlim(0, seconds)
+    twin.set_axis_off()
+    axes.set_xlim(0, seconds)  # the twin's plot shares the time axis and may have widened it
     return png_bytes(figure)
 
 

@@ -82,7 +82,9 @@ class RunDirectory:
             named = named.get("store") if isinstance(named, dict) else None
             if not isinstance(named, str):
                 continue
-            for candidate in (Path(named), self.root / named, self.root.parent.parent / named):
+            # relative to where the run was made: the working directory then, which may be the
+            # run directory's parent (`--out report`), grandparent (`runs/main`) or further up
+            for candidate in (Path(named), self.root / named, *(above / named for above in self.root.parents)):
                 if (candidate / "manifest.json").exists():
                     return FeatureStore(candidate)
         return None

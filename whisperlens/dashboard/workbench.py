@@ -37,6 +37,10 @@ class Workbench:
         self._model = None
         self._uploads = Recent(CLIPS_KEPT)  # key -> audio
         self.baselines = Recent(CLIPS_KEPT)  # key -> the transcript without interventions
+        # a 30 s window's log-mel -> the encoder's clean output (encoder_reuse.py): follow-up
+        # pokes that leave the encoder alone (word removal, decoder steering) do not rerun it
+        self.encoder_outputs = Recent(CLIPS_KEPT)
+        self._padding = None
         self._bases: dict[str, object] = {}
 
     # ---- the model ---------------------------------------------------------------------------
@@ -50,6 +54,14 @@ class Workbench:
 
                 self._model = load_model(self.model_name, device=self.device)
             yield self._model
+
+    def padding(self, model):
+        """The encoder output for padding-only audio, what word removal puts in (computed once)."""
+        if self._padding is None:
+            from ..transcripts import padding_features
+
+            self._padding = padding_features(model)
+        return self._padding
 
     def language(self, model) -> str | None:
         return "en" if not model.is_multilingual else None

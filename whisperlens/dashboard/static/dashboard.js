@@ -1,6 +1,6 @@
 // The dashboard's one script, plain JS (no build step, no library): the feature page's
-// click-to-seek spectrograms, and the "your audio" page (upload or pick, transcript and
-// timeline, poke, attention), which it fills in from the JSON API.
+// click-to-seek spectrograms, and the "your audio" page (upload or pick, transcript, spectrogram
+// with span selection and timeline, poke, attention), which it fills in from the JSON API.
 "use strict";
 
 // ---- feature page: a click on a spectrogram plays the plain audio from that point ----------
@@ -56,6 +56,7 @@ if (listen) {
   function showAnalysis(a) {
     state.analysis = a;
     $("clip").hidden = false;
+    $("spectrogram").dataset.duration = a.duration;
     const transcript = a.words.map(word => {
       const button = document.createElement("button");
       button.className = "word"; button.type = "button"; button.textContent = word.word;
@@ -85,6 +86,8 @@ if (listen) {
     message("");
     state.clip = clip;
     $("clip-audio").src = `/audio/clip/${clip}`;
+    $("spectrogram-image").src = `/figures/clip/${clip}/spectrogram.png`;
+    setSpan(0, 0);
     try { showAnalysis(await call(`/api/clips/${clip}/analysis?site=${encodeURIComponent($("site").value)}`)); }
     catch (error) { message(error.message); }
   }
@@ -121,9 +124,63 @@ if (listen) {
     showAttention();
   });
 
+  // ---- a span of the clip, selected by a drag on the spectrogram or typed in seconds ----------
+  const spectrogram = $("spectrogram");
+  let dragFrom = null;
+  const secondsAt = event => {
+    const box = spectrogram.getBoundingClientRect();
+    return Math.min(1, Math.max(0, (event.clientX - box.left) / box.width)) * state.analysis.duration;
+  };
+  function showSpan() {
+    const start = Number($("span-start").value), end = Number($("span-end").value), duration = state.analysis?.duration;
+    $("span-selection").hidden = !(duration && end > start);
+    $("span-selection").style.left = `${(100 * start / duration).toFixed(3)}%`;
+    $("span-selection").style.width = `${(100 * (end - start) / duration).toFixed(3)}%`;
+  }
+  function setSpan(from, to) {
+    $("span-start").value = Math.min(from, to).toFixed(2); $("span-end").value = Math.max(from, to).toFixed(2);
+    showSpan();
+  }
+  spectrogram.addEventListener("pointerdown", event => {
+    if (!state.analysis) return;
+    event.preventDefault();
+    spectrogram.setPointerCapture(event.pointerId);
+    dragFrom = secondsAt(event); setSpan(dragFrom, dragFrom);
+  });
+  spectrogram.addEventListener("pointermove", event => { if (dragFrom !== null) setSpan(dragFrom, secondsAt(event)); });
+  spectrogram.addEventListener("pointerup", event => {
+    if (dragFrom === null) return;
+    setSpan(dragFrom, secondsAt(event)); dragFrom = null;
+    if (Number($("span-end").value) > Number($("span-start").value)) document.querySelector("input[value=remove]").checked = true;
+  });
+  ["span-start", "span-end"].forEach(id => $(id).addEventListener("input", showSpan));
+
+  // Which words of one transcript the other lacks: a longest common subsequence over words,
+  // compared without case or punctuation. Written out because it is a dozen lines and the page
+  // has no libraries (no build step).
+  function wordDiff(before, after) {
+    const a = before.split(/\s+/).filter(Boolean), b = after.split(/\s+/).filter(Boolean);
+    const same = (x, y) => x.toLowerCase().replace(/[^\p{L}\p{N}']/gu, "") === y.toLowerCase().replace(/[^\p{L}\p{N}']/gu, "");
+    const common = Array.from({length: a.length + 1}, () => new Array(b.length + 1).fill(0));
+    for (let i = a.length - 1; i >= 0; i--) for (let j = b.length - 1; j >= 0; j--)
+      common[i][j] = same(a[i], b[j]) ? common[i + 1][j + 1] + 1 : Math.max(common[i + 1][j], common[i][j + 1]);
+    const left = [], right = [];
+    for (let i = 0, j = 0; i < a.length || j < b.length;) {
+      if (i < a.length && j < b.length && same(a[i], b[j])) { left.push([a[i++], false]); right.push([b[j++], false]); }
+      else if (j >= b.length || (i < a.length && common[i + 1][j] >= common[i][j + 1])) left.push([a[i++], true]);
+      else right.push([b[j++], true]);
+    }
+    return [left, right];
+  }
+  const marked = (words, tag) => words.flatMap(([word, changed], i) => {
+    const node = changed ? Object.assign(document.createElement(tag), {textContent: word}) : document.createTextNode(word);
+    return i ? [" ", node] : [node];
+  });
+
   $("poke").addEventListener("submit", async event => {
     event.preventDefault();
-    const kind = document.querySelector("input[name=kind]:checked").value, body = {interventions: [], steer: []};
+    const kind = document.querySelector("input[name=kind]:checked").value, body = {interventions: [], steer: [], remove: []};
+    if (kind === "remove") body.remove.push({start: Number($("span-start").value), end: Number($("span-end").value)});
     if (kind === "band") body.interventions.push({kind: "attention_mask", stack: "encoder", half_width: Number($("band-k").value)});
     if (kind === "head") body.interventions.push({kind: "ablate_heads", attention: `encoder.blocks.${Number($("head-layer").value)}.attn`,
                                                   heads: [Number($("head-index").value)]});
@@ -131,7 +188,8 @@ if (listen) {
     try {
       const result = await call(`/api/clips/${state.clip}/poke`, {method: "POST", headers: {"Content-Type": "application/json"},
                                                                   body: JSON.stringify(body)});
-      $("poke-before").textContent = result.baseline; $("poke-after").textContent = result.text;
+      const [before, after] = wordDiff(result.baseline, result.text);
+      $("poke-before").replaceChildren(...marked(before, "del")); $("poke-after").replaceChildren(...marked(after, "ins"));
       $("poke-spec").textContent = JSON.stringify(result.interventions, null, 1);
       $("poke-result").hidden = false;
       message("");
