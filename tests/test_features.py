@@ -298,6 +298,11 @@ def test_store_show_and_export(store, corpus, capsys):
     assert main(["features", "describe", "encoder.blocks.2.mlp.1:17", "--store", str(store.root)]) == 0
     shown = capsys.readouterr().out
     assert "encoder.blocks.2.mlp.hook_post:17" in shown and "top phone" in shown
+    # What to hear first, each an example the page plays, and the neuron's negative side.
+    first = shown.split("listen first")[1].split("top examples")[0].strip().splitlines()[1:]
+    assert first[0].startswith("  #1 ") and "the strongest example" in first[0]
+    assert all(int(line.split()[0][1:]) <= 5 for line in first)
+    assert "negative side (pre-GELU" in shown and "tiny.en, short (--mode short))" in shown
     decoder = store.stats("decoder.blocks.1.mlp.hook_post")
     live, dead = np.flatnonzero(decoder.top_clips[:, 0] >= 0), np.flatnonzero(decoder.top_clips[:, 0] < 0)
     assert main(["features", "describe", f"decoder.blocks.1.mlp.hook_post:{live[0]}", "--store", str(store.root)]) == 0
@@ -318,6 +323,15 @@ def test_store_show_and_export(store, corpus, capsys):
     for reference in page.sources:
         assert (index.parent / reference).exists(), reference
     assert page.clips and all((index.parent / "clips" / f"{clip}.mp3").exists() for clip in page.clips)
+    # Every example of every feature has its activation over the clip drawn beside its buttons,
+    # highest at the example's frame (the red mark), and the feature's top example reaching the top.
+    stats = store.stats("encoder.blocks.2.mlp.hook_post")
+    assert len(page.traces) == int((stats.top_clips[:, :5] >= 0).sum()) > 1000
+    for frame_x, points in page.traces[:100]:
+        ys = [int(point.split(",")[1]) for point in points.split()]
+        assert len(ys) == 100 and ys[frame_x] == min(ys)
+    assert min(int(point.split(",")[1]) for point in page.traces[0][1].split()) == 0
+    assert page.first_marks >= 1536  # each live feature marks what to listen to first
     decoder_page = PageMarkup.of(index.parent / "decoder.blocks.1.mlp.hook_post.html")
     assert sorted(decoder_page.rows) == sorted(f"f{f}" for f in range(1536)) and not decoder_page.clips
 
@@ -328,6 +342,7 @@ class PageMarkup(HTMLParser):
     def __init__(self):
         super().__init__()
         self.rows, self.sources, self.clips = [], [], set()
+        self.traces, self.first_marks, self._lines = [], 0, []
 
     @classmethod
     def of(cls, path):
@@ -343,6 +358,12 @@ class PageMarkup(HTMLParser):
             self.sources.append(attrs["src"])
         if "data-clip" in attrs:
             self.clips.add(int(attrs["data-clip"]))
+        if tag == "b" and attrs.get("class") == "first":
+            self.first_marks += 1
+        if tag == "line":
+            self._lines.append(attrs)
+        if tag == "polyline":  # a trace: its frame mark is the svg's second line
+            self.traces.append((int(self._lines[-1]["x1"]), attrs["points"]))
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -48,6 +48,7 @@ class HarvestConfig:
     device: str = "cpu"
     checkpoint_every: int = 25  # batches
     threads: int | None = None
+    pipeline: bool = True  # fold each batch into the statistics while the model runs the next
 
     def validate(self) -> None:
         if self.mode not in MODE_CHOICES:
@@ -60,7 +61,7 @@ class HarvestConfig:
 
     def fingerprint(self, corpus_key: str) -> str:
         """What a checkpoint must match to be resumed: everything that changes the statistics."""
-        relevant = {k: v for k, v in asdict(self).items() if k not in ("checkpoint_every", "threads", "device")}
+        relevant = {k: v for k, v in asdict(self).items() if k not in ("checkpoint_every", "threads", "device", "pipeline")}
         return hashlib.sha256(json.dumps([relevant, corpus_key], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -217,6 +218,7 @@ class Harvester:
         negative_hooks = [site.negative_hook for site in self.sites if site.negative_hook]
         self.stream_hooks = self.hooks + [hook for hook in dict.fromkeys(negative_hooks) if hook not in self.hooks]
         self.clips_done = 0
+        self._batches_since_checkpoint = 0
         self._corpus_key: str | None = None
         self.clip_phones: list[np.ndarray] = []  # per clip: phone index of each encoder frame
         self.clip_tokens: list[np.ndarray] = []  # per clip: the teacher-forced tokens (decoder sites)
@@ -282,14 +284,17 @@ class Harvester:
             self.load_checkpoint(checkpoint)
         total = len(self.corpus)
         start_time, start_clips = time.perf_counter(), self.clips_done
-        batches_since_checkpoint = 0
-        for batch in self.stream(progress):
-            self.process_batch(batch)
-            self.clips_done += len(batch)
-            batches_since_checkpoint += 1
-            if checkpoint is not None and batches_since_checkpoint >= self.config.checkpoint_every and self.clips_done < total:
-                self.save_checkpoint(checkpoint)
-                batches_since_checkpoint = 0
+        folding = _BatchFolder(self, checkpoint, total) if self.config.pipeline else None
+        try:
+            for batch in self.stream(progress):
+                if folding is None:
+                    self.process_batch(batch)
+                    self._folded(len(batch), checkpoint, total)
+                else:
+                    folding.submit(batch)
+        finally:
+            if folding is not None:
+                folding.close()  # an interrupted pass still folds (and checkpoints) the batch in flight
         seconds = time.perf_counter() - start_time
         if checkpoint is not None:
             self.save_checkpoint(checkpoint)
@@ -301,6 +306,14 @@ class Harvester:
             config=self.config, seconds=seconds,
             clips_per_second=(total - start_clips) / seconds if seconds > 0 else float("nan"), mode=self.mode,
         )
+
+    def _folded(self, clips: int, checkpoint: Path | None, total: int) -> None:
+        """Count a folded batch and checkpoint every `checkpoint_every` batches."""
+        self.clips_done += clips
+        self._batches_since_checkpoint += 1
+        if checkpoint is not None and self._batches_since_checkpoint >= self.config.checkpoint_every and self.clips_done < total:
+            self.save_checkpoint(checkpoint)
+            self._batches_since_checkpoint = 0
 
     @torch.inference_mode()
     def process_batch(self, batch: ActivationBatch) -> None:
@@ -320,6 +333,36 @@ class Harvester:
             if site.negative_hook:
                 site.stats.update_negative(batch.valid(site.negative_hook).contiguous().numpy(), rows.offsets,
                                            batch.clip_indices, rows.positions)
+
+
+class _BatchFolder:
+    """Folds batches into the statistics on a second thread while the model computes the next
+    batch: the statistics kernel (nogil) and the forward pass overlap instead of taking turns.
+    One batch is folded at a time, in stream order, so the result is the unpipelined one."""
+
+    def __init__(self, harvester: Harvester, checkpoint: Path | None, total: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.harvester, self.checkpoint, self.total = harvester, checkpoint, total
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="harvest-fold")
+        self.pending = None  # (future, clips) of the batch being folded
+
+    def settle(self) -> None:
+        if self.pending is not None:
+            future, clips = self.pending
+            self.pending = None
+            future.result()
+            self.harvester._folded(clips, self.checkpoint, self.total)
+
+    def submit(self, batch: ActivationBatch) -> None:
+        self.settle()
+        self.pending = (self.pool.submit(self.harvester.process_batch, batch), len(batch))
+
+    def close(self) -> None:
+        try:
+            self.settle()
+        finally:
+            self.pool.shutdown(wait=True)
 
 
 def _phone_index(phone: str | None) -> int:

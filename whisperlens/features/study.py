@@ -94,6 +94,11 @@ def add_commands(actions) -> None:
     summary.add_argument("--store", default=None)
     summary.set_defaults(run=run_summary)
 
+    negatives = actions.add_parser("negatives", help="per MLP site: does a neuron's negative (pre-GELU) side "
+                                                     "fire on the phone its positive side fires on?")
+    negatives.add_argument("--store", default=None)
+    negatives.set_defaults(run=run_negatives)
+
     export = actions.add_parser("export", help="write the listening pages (HTML, audio, spectrograms)")
     export.add_argument("--store", default=None)
     export.add_argument("--sites", default=None, help="comma-separated sites (default: all)")
@@ -128,6 +133,23 @@ def run_summary(args) -> int:
     from .labels import site_summaries, summary_table
 
     print(summary_table(site_summaries(_store(args.store))))
+    return 0
+
+
+def run_negatives(args) -> int:
+    from .labels import negative_table, store_negative_agreement
+
+    store = _store(args.store)
+    agreements = store_negative_agreement(store)
+    if not agreements:
+        from ..errors import WhisperLensError
+
+        raise WhisperLensError(f"{store.root}: no site kept negative examples (harvest encoder MLP neurons)")
+    print(negative_table(agreements))
+    print(f"\n{store.manifest['model']}, {store.mode_description}, {len(store.clip_ids)} clips. \"both\": "
+          "selective on the positive (post-GELU top-k) and the negative (pre-GELU bottom-k) side; \"same phone\": "
+          "both sides' top phone is the same; \"chance\": the share expected if each neuron's negative side "
+          "were another's.")
     return 0
 
 
