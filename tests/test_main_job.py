@@ -8,6 +8,7 @@ import json
 from whisperlens.cli import main
 from whisperlens.commands import run as run_command
 from whisperlens.corpus import CorpusConfig, build_corpus
+from whisperlens.features.harvest import choose_mode
 
 STUDIES = ("example", "wer", "align", "probes", "layers", "decoder", "patching", "locality", "features")
 
@@ -45,13 +46,14 @@ def test_main_job_writes_every_study_and_a_second_run_does_no_work(tmp_path, mon
     assert main(argv) == 0
     report = (tmp_path / "report" / "index.html").read_text()
     assert "quick brown fox" in report.lower()
-    assert "../runs/features/tiny.en/short/html/index.html" in report
+    mode = choose_mode("auto")  # the features study's default: short, or short-bf16 where bf16 matmul is fast
+    assert f"../runs/features/tiny.en/{mode}/html/index.html" in report
     assert "Not finished yet" not in report
     for study in STUDIES:
         assert f'id="{study}"' in report and (tmp_path / "report" / study / "index.html").exists()
     features = json.loads((tmp_path / "report" / "features" / "result.json").read_text())["summary"]
     assert {s["site"] for s in features["sites"]} >= {"encoder.blocks.2.mlp.hook_post", "sae:encoder.blocks.3.hook_resid_post"}
-    store = tmp_path / "runs" / "features" / "tiny.en" / "short"
+    store = tmp_path / "runs" / "features" / "tiny.en" / mode
     assert (store / "html" / "index.html").exists()
     example = json.loads((tmp_path / "report" / "example" / "result.json").read_text())["summary"]
     assert example["words"][0]["word"] == "Hot"

@@ -181,14 +181,16 @@ def negative_table(agreements: list[NegativeAgreement]) -> str:
 
 def store_negative_agreement(store: FeatureStore) -> list[NegativeAgreement]:
     """negative_agreement for every site of `store` that kept negative examples."""
-    agreements = []
+    agreements = (negative_agreement(site, labels) for site, _, labels in encoder_site_labels(store))
+    return [agreement for agreement in agreements if agreement is not None]
+
+
+def encoder_site_labels(store: FeatureStore):
+    """(site, site info, phone labels) for each encoder site of `store`, from its saved labels."""
     for site in store.sites:
-        if store.site_info(site)["hook"].startswith("decoder."):
-            continue
-        agreement = negative_agreement(site, [PhoneLabel(**label) for label in store.labels(site)])
-        if agreement is not None:
-            agreements.append(agreement)
-    return agreements
+        info = store.site_info(site)
+        if not info["hook"].startswith("decoder."):
+            yield site, info, [PhoneLabel(**label) for label in store.labels(site)]
 
 
 def token_labels(stats: SiteStats, frames, tokenizer) -> list[TokenLabel]:
@@ -258,10 +260,4 @@ def summary_table(summaries: list[SiteSummary]) -> str:
 
 def site_summaries(store: FeatureStore) -> list[SiteSummary]:
     """Per-site summaries of the encoder sites, recomputed from the labels saved in `store`."""
-    summaries = []
-    for site in store.sites:
-        info = store.site_info(site)
-        if not info["hook"].startswith("decoder."):
-            labels = [PhoneLabel(**label) for label in store.labels(site)]
-            summaries.append(summarize(site, info["kind"], info["hook"], labels))
-    return summaries
+    return [summarize(site, info["kind"], info["hook"], labels) for site, info, labels in encoder_site_labels(store)]

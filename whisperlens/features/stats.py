@@ -281,6 +281,8 @@ def _update_kernel(values, bits, clip_offsets, clip_indices, positions, phones, 
 @numba.njit(parallel=True, cache=True, nogil=True, boundscheck=False)
 def _negative_kernel(values, clip_offsets, clip_indices, positions, negative_values, negative_clips, negative_positions):
     # Each clip's first minimum per feature, offered as -x to the same min-heap as the top-k.
+    # The same walk over feature blocks and clips as _update_kernel, on another tensor and
+    # without the per-frame statistics: one kernel for both would test a flag on every value.
     n_features = values.shape[1]
     for block in numba.prange((n_features + _BLOCK - 1) // _BLOCK):
         first = block * _BLOCK

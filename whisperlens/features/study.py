@@ -38,6 +38,14 @@ class FeaturesResult(Result):
             blocks.append(Table(["SAE", "explained variance", "L0", "dead", "latents"],
                                 [[hook, m["explained_variance"], m["l0"], m["dead_features"], m["d_sae"]]
                                  for hook, m in self.summary["sae"].items()], caption="Sparse autoencoders (SAELens)"))
+        if self.summary.get("negatives"):
+            blocks.append(Table(["site", "neurons", "positive-selective", "negative-selective", "both", "same phone",
+                                 "share %", "chance %"],
+                                [[a["site"], a["neurons"], a["positive_selective"], a["negative_selective"], a["both"],
+                                  a["agree"], round(100 * a["agree_share"], 1), round(100 * a["chance_share"], 1)]
+                                 for a in self.summary["negatives"]],
+                                caption="Negative side (pre-GELU bottom-k) against positive side (top-k) of MLP neurons: "
+                                        "how often both are selective for the same phone, and the chance level"))
         if self.summary.get("pages"):
             blocks.append(Link(self.summary["pages"],
                                "Listen to the features: one page per site, top examples amplified at the peak"))
@@ -54,7 +62,12 @@ def run(config: FeaturesConfig, context) -> FeaturesResult:
     folder.mkdir(parents=True, exist_ok=True)
     sites = [asdict(s) | {"selective_share": s.selective_share} for s in build.summaries]
     pages = Path(os.path.relpath(build.store.root / "html" / "index.html", folder)).as_posix() if config.html else None
-    summary = {"sites": sites, "sae": build.sae_metrics, "seconds": {k: round(v, 1) for k, v in build.seconds.items()},
+    from .labels import store_negative_agreement
+
+    negatives = [asdict(a) | {"agree_share": a.agree_share, "chance_share": a.chance_share}
+                 for a in store_negative_agreement(build.store)]
+    summary = {"sites": sites, "negatives": negatives, "mode": build.store.mode_description,
+               "sae": build.sae_metrics, "seconds": {k: round(v, 1) for k, v in build.seconds.items()},
                "store": str(build.store.root), "pages": pages}
     _selectivity_figure(sites, folder)
     return FeaturesResult(config, summary, folder=folder)
@@ -82,7 +95,8 @@ def add_commands(actions) -> None:
     describe = actions.add_parser("describe", help="a feature's labels and top examples")
     describe.add_argument("feature", help="SITE:INDEX, e.g. encoder.blocks.2.mlp.hook_post:17 or "
                                           "sae:encoder.blocks.3.hook_resid_post:42")
-    describe.add_argument("--store", default=None, help="store folder (default runs/features/tiny.en/short)")
+    describe.add_argument("--store", default=None,
+                          help="store folder (default runs/features/tiny.en/MODE, as `run` chooses MODE here)")
     describe.add_argument("--examples", type=int, default=10)
     describe.set_defaults(run=run_describe)
 
