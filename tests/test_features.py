@@ -193,6 +193,25 @@ def test_resumed_harvest_equals_uninterrupted(corpus, tiny, harvested, tmp_path)
     assert not Harvester(corpus, small_config(seed=1), tiny).load_checkpoint(checkpoint)
 
 
+class FailingHarvester(Harvester):
+    """Its statistics fail on the second batch, as a bug in a kernel would."""
+
+    def process_batch(self, batch):
+        if self.clips_done >= 7:
+            raise ValueError("kernel failure")
+        super().process_batch(batch)
+
+
+def test_a_failure_while_folding_stops_the_pass(corpus, tiny, tmp_path):
+    # Batches are folded on a second thread: its error must end the pass, and the checkpoint
+    # must hold exactly the batches folded before it.
+    harvester = FailingHarvester(corpus, small_config(checkpoint_every=1), tiny)
+    with pytest.raises(ValueError, match="kernel failure"):
+        harvester.run(tmp_path / "checkpoint.npz", progress=False)
+    resumed = Harvester(corpus, small_config(checkpoint_every=1), tiny)
+    assert resumed.load_checkpoint(tmp_path / "checkpoint.npz") and resumed.clips_done == 7
+
+
 def planted_stats(frame_phones: list[list[str]], activations, negatives=None) -> tuple[SiteStats, FrameTable]:
     lengths = [len(p) for p in frame_phones]
     phones = np.array([PHONE_INDEX[p] for labels in frame_phones for p in labels], np.int16)
