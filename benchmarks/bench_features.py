@@ -13,7 +13,8 @@ GELU output) over the corpus's first N English clips.
   matmul throughput (float32, and bfloat16 for the bf16 mode).
 
 The fp32 `short` mode is measured twice: folding each batch into the statistics in line, and
-pipelined (the default: the statistics of one batch while the model runs the next). `--profile`
+pipelined (`HarvestConfig.pipeline`, off by default: the statistics of one batch on a second thread
+while the model runs the next; the "short" lines are the pipelined ones). `--profile`
 adds where a short-mode batch's time goes: the forward pass by operator (torch.profiler) and the
 statistics. It also prints what `--mode auto` chooses here (the harvest's bf16 matmul probe).
 

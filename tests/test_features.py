@@ -205,7 +205,7 @@ class FailingHarvester(Harvester):
 def test_a_failure_while_folding_stops_the_pass(corpus, tiny, tmp_path):
     # Batches are folded on a second thread: its error must end the pass, and the checkpoint
     # must hold exactly the batches folded before it.
-    harvester = FailingHarvester(corpus, small_config(checkpoint_every=1), tiny)
+    harvester = FailingHarvester(corpus, small_config(checkpoint_every=1, pipeline=True), tiny)
     with pytest.raises(ValueError, match="kernel failure"):
         harvester.run(tmp_path / "checkpoint.npz", progress=False)
     resumed = Harvester(corpus, small_config(checkpoint_every=1), tiny)

@@ -48,7 +48,7 @@ class HarvestConfig:
     device: str = "cpu"
     checkpoint_every: int = 25  # batches
     threads: int | None = None
-    pipeline: bool = True  # fold each batch into the statistics while the model runs the next
+    pipeline: bool = False  # fold each batch on a second thread while the model runs the next (slower on 2 quiet cores)
 
     def validate(self) -> None:
         if self.mode not in MODE_CHOICES:
