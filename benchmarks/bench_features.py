@@ -12,7 +12,13 @@ GELU output) over the corpus's first N English clips.
 - limit: the encoder's FLOPs per clip in short mode divided by the machine's best measured
   matmul throughput (float32, and bfloat16 for the bf16 mode).
 
-    python benchmarks/bench_features.py --corpus DIR [--clips 500] [--naive-clips 16] [--exact-clips 64]
+The fp32 `short` mode is measured twice: folding each batch into the statistics in line, and
+pipelined (`HarvestConfig.pipeline`, off by default: the statistics of one batch on a second thread
+while the model runs the next; the "short" lines are the pipelined ones). `--profile`
+adds where a short-mode batch's time goes: the forward pass by operator (torch.profiler) and the
+statistics. It also prints what `--mode auto` chooses here (the harvest's bf16 matmul probe).
+
+    python benchmarks/bench_features.py --corpus DIR [--clips 500] [--naive-clips 16] [--exact-clips 64] [--profile]
 """
 
 from __future__ import annotations
@@ -44,15 +50,53 @@ def encoder_flops(dims, positions: int) -> float:
     return convs + layers * per_layer
 
 
-def time_harvest(corpus, mode: str, clips: int, batch_size: int) -> float:
-    from whisperlens.features.harvest import HarvestConfig, Harvester, model_for_mode
+def harvest_config(mode: str, batch_size: int, pipeline: bool = True):
+    """The benchmark's job: top-k (and the rest of the statistics) of every encoder MLP neuron."""
+    from whisperlens.features.harvest import HarvestConfig
 
-    config = HarvestConfig(hooks=("encoder.blocks.*.mlp.hook_post",), bases=("neurons",), mode=mode,
-                           batch_size=batch_size, top_k=32)
+    return HarvestConfig(hooks=("encoder.blocks.*.mlp.hook_post",), bases=("neurons",), mode=mode,
+                         batch_size=batch_size, top_k=32, negatives=False, pipeline=pipeline)
+
+
+def time_harvest(corpus, mode: str, clips: int, batch_size: int, pipeline: bool = True) -> float:
+    from whisperlens.features.harvest import Harvester, model_for_mode
+
+    config = harvest_config(mode, batch_size, pipeline)
     model = model_for_mode(config.model, mode, "cpu")
     Harvester(corpus[:batch_size], config, model).run(progress=False)  # warm-up: numba, oneDNN kernels
     result = Harvester(corpus[:clips], config, model).run(progress=False)
     return result.clips_per_second
+
+
+def profile_short(corpus, clips: int, batch_size: int) -> None:
+    """Where a short-mode batch's time goes: model operators (torch.profiler) and the statistics."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from whisperlens.features.harvest import Harvester, model_for_mode
+
+    config = harvest_config("short", batch_size, pipeline=False)
+    model = model_for_mode(config.model, "short", "cpu")
+    harvester = Harvester(corpus[:clips], config, model)
+    harvester.process_batch(next(iter(Harvester(corpus[:batch_size], config, model).stream())))  # warm-up
+    forward = folding = 0.0
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        stream = iter(harvester.stream())
+        while True:
+            start = time.perf_counter()
+            batch = next(stream, None)
+            forward += time.perf_counter() - start
+            if batch is None:
+                break
+            start = time.perf_counter()
+            harvester.process_batch(batch)
+            folding += time.perf_counter() - start
+    total = forward + folding
+    print(f"profile, short mode, {clips} clips in line: stream (mel + forward) {forward:.2f} s ({forward / total:.0%}), "
+          f"statistics {folding:.2f} s ({folding / total:.0%})")
+    events = sorted(profiler.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    own = sum(e.self_cpu_time_total for e in events)
+    print("  operators by self time: " + ", ".join(
+        f"{e.key} {e.self_cpu_time_total / own:.0%}" for e in events[:10]))
 
 
 def time_naive(corpus, clips: int, k: int = 32) -> float:
@@ -97,6 +141,9 @@ def main() -> None:
     parser.add_argument("--exact-clips", type=int, default=64, help="clips for exact mode (30 s per clip)")
     parser.add_argument("--naive-clips", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--exact-batch-size", type=int, default=8,
+                        help="clips per batch in exact mode (30 s each: large batches leave the caches)")
+    parser.add_argument("--profile", action="store_true", help="also print where a short-mode batch's time goes")
     args = parser.parse_args()
 
     from whisper.model import ModelDimensions
@@ -115,15 +162,25 @@ def main() -> None:
           f"{limits['bf16']:.0f} clips/s bf16 (exact mode: {encoder_flops(dims, 1500) / flops:.0f}x the FLOPs)")
     naive = time_naive(corpus, args.naive_clips)
     print(f"naive (openai Whisper, hooks on mlp[1], 1 clip at a time, 30 s, Python top-k): {naive:.2f} clips/s")
+    from whisperlens.features.harvest import choose_mode, probe_matmul
+
+    probe = probe_matmul()
+    print(f"mode auto: the harvest's probe measured bf16 {probe.bf16_gflops:.0f} GFLOP/s against fp32 "
+          f"{probe.fp32_gflops:.0f} -> chooses {choose_mode('auto')}")
     rates = {}
-    for mode, clips in (("exact", args.exact_clips), ("short", args.clips), ("short-bf16", args.clips)):
-        rates[mode] = time_harvest(corpus, mode, clips, args.batch_size)
-        limit = limits["bf16" if mode == "short-bf16" else "fp32"]
-        print(f"harvest {mode:10s} ({clips} clips): {rates[mode]:7.1f} clips/s = {rates[mode] / naive:6.1f}x naive, "
-              f"{rates[mode] / limit:5.1%} of the {'bf16' if mode == 'short-bf16' else 'fp32'} limit")
-    best = max(rates, key=rates.get)
-    print(f"fastest: {best}, {rates[best] / naive:.1f}x naive (goal >= 20x), "
-          f"{rates[best] / limits['bf16' if best == 'short-bf16' else 'fp32']:.1%} of its limit (goal >= 30%)")
+    runs = (("exact", args.exact_clips, args.exact_batch_size, True), ("short (in line)", args.clips, args.batch_size, False),
+            ("short", args.clips, args.batch_size, True), ("short-bf16", args.clips, args.batch_size, True))
+    for label, clips, batch_size, pipeline in runs:
+        mode = label.split()[0]
+        rates[label] = time_harvest(corpus, mode, clips, batch_size, pipeline)
+        precision = "bf16" if mode == "short-bf16" else "fp32"
+        print(f"harvest {label:15s} ({clips} clips, batch {batch_size}): {rates[label]:7.1f} clips/s = "
+              f"{rates[label] / naive:6.1f}x naive, {rates[label] / limits[precision]:5.1%} of the {precision} limit")
+    print(f"fp32 short: {rates['short'] / naive:.1f}x naive (goal >= 25x), {rates['short'] / limits['fp32']:.1%} of the "
+          f"fp32 limit; pipelining {rates['short'] / rates['short (in line)']:.2f}x in-line folding; "
+          f"exact {rates['exact'] / naive:.1f}x naive")
+    if args.profile:
+        profile_short(corpus, min(args.clips, 256), args.batch_size)
 
 
 if __name__ == "__main__":

@@ -4,20 +4,23 @@ synthesized with the corpus builder."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from html.parser import HTMLParser
 
 import numpy as np
 import pytest
+import torch
 
 from whisperlens.cli import main
 from whisperlens.features.bases import NeuronBasis, RandomBasis
 from whisperlens.features.harvest import (
     PHONE_INDEX,
     PHONES,
-    HarvestConfig,
     Harvester,
+    MatmulProbe,
+    choose_mode,
 )
-from whisperlens.features.labels import phone_labels
+from whisperlens.features.labels import negative_agreement, phone_labels
 from whisperlens.features.listening import (
     amplified_window,
     data_uri,
@@ -31,49 +34,69 @@ from whisperlens.features.stats import (
     bin_lower_edges,
     frame_priorities,
 )
-from whisperlens.features.store import FrameTable
-from whisperlens.stream import ActivationStream
+from whisperlens.features.store import FrameTable, describe_mode
 
 from .conftest import small_config
 
 
-def brute_force(corpus, model, config: HarvestConfig, hook: str, basis):
+class RecordingHarvester(Harvester):
+    """A harvester that keeps every batch it folds in, so a test can redo the statistics from
+    exactly the activations the harvest read."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batches = []
+
+    def process_batch(self, batch):
+        self.batches.append(batch)
+        super().process_batch(batch)
+
+
+@pytest.fixture(scope="module")
+def recorded(corpus, tiny):
+    harvester = RecordingHarvester(corpus, small_config(), tiny)
+    return harvester.run(progress=False), harvester.batches
+
+
+def brute_force(batches, hook: str, basis):
     """Every activation of `basis` at `hook`, clip by clip: (values (n_features, frames), clip
-    of each frame, position). The forward passes are the stream's, batched as the harvest
-    batches (in short mode a clip's activations depend on its batch's longest clip, so only
-    these match bit for bit; tests/test_stream.py checks the stream against clips run alone);
-    everything after them is done here, one clip at a time."""
-    decoder = hook.startswith("decoder.")
-    stream = ActivationStream(model, corpus, [hook], mode="short", batch_size=config.batch_size, teacher_forcing=decoder)
+    of each frame, position), from the batches the harvest read (in short mode a clip's
+    activations depend on its batch's longest clip; tests/test_stream.py checks the stream
+    against clips run alone). Everything after the forward passes is done here, one clip at a time."""
     values, clips, positions = [], [], []
-    for batch in stream:
-        lengths = batch.token_lengths if decoder else batch.lengths
-        for row, (clip, n) in enumerate(zip(batch.clip_indices.tolist(), lengths, strict=True)):
-            values.append(basis.encode(batch[hook][row, :n]).numpy().T)
+    for batch in batches:
+        values.append(basis.encode(batch.valid(hook)).numpy().T)
+        for clip, n in zip(batch.clip_indices.tolist(), batch.lengths_of(hook), strict=True):
             clips += [clip] * n
             positions += list(range(n))
     return np.concatenate(values, axis=1), np.array(clips), np.array(positions)
 
 
+def top_k_by_clip(values, clips, positions, k, sign=1.0):
+    """Each clip's first maximum of sign * values, if positive; the k largest, ties to the earlier clip."""
+    per_clip = []
+    for clip in np.unique(clips):
+        in_clip = np.flatnonzero(clips == clip)
+        best = in_clip[np.argmax(sign * values[in_clip])]
+        if sign * values[best] > 0:
+            per_clip.append((-sign * values[best], clip, positions[best]))
+    return sorted(per_clip)[:k]
+
+
 @pytest.mark.parametrize("site", ["encoder.blocks.2.mlp.hook_post", "random:encoder.blocks.3.hook_resid_post",
                                   "decoder.blocks.1.mlp.hook_post"])
-def test_streamed_statistics_equal_brute_force(corpus, tiny, harvested, site):
+def test_streamed_statistics_equal_brute_force(recorded, site):
     config = small_config()
+    harvested, batches = recorded
     hook = site.split(":")[-1]
     d = harvested.sites[site].n_features
     basis = RandomBasis(hook, 384, 64, config.seed) if site.startswith("random:") else NeuronBasis(hook, d)
-    values, clips, positions = brute_force(corpus, tiny, config, hook, basis)
+    values, clips, positions = brute_force(batches, hook, basis)
     stats = harvested.sites[site]
     assert int(stats.n_frames) == values.shape[1]
     for f in range(0, basis.n_features, max(1, basis.n_features // 40)):
         # Top-k: each clip's first maximum, if positive; by value, ties to the earlier clip.
-        per_clip = []
-        for clip in np.unique(clips):
-            in_clip = np.flatnonzero(clips == clip)
-            best = in_clip[np.argmax(values[f, in_clip])]
-            if values[f, best] > 0:
-                per_clip.append((-values[f, best], clip, positions[best]))
-        expected = sorted(per_clip)[: config.top_k]
+        expected = top_k_by_clip(values[f], clips, positions, config.top_k)
         got = [(-v, c, p) for v, c, p in zip(stats.top_values[f], stats.top_clips[f], stats.top_positions[f], strict=True)
                if c >= 0]
         assert got == expected
@@ -94,9 +117,26 @@ def test_streamed_statistics_equal_brute_force(corpus, tiny, harvested, site):
                 list(zip(clips[chosen], positions[chosen], strict=True))
 
 
-def test_phone_counts_equal_brute_force(corpus, tiny, harvested):
+def test_negative_examples_equal_brute_force(recorded):
+    harvested, batches = recorded
+    site, pre = "encoder.blocks.2.mlp.hook_post", "encoder.blocks.2.mlp.hook_pre"
+    values, clips, positions = brute_force(batches, pre, NeuronBasis(pre, 1536))
+    stats = harvested.sites[site]
+    assert stats.negative_values.shape == (1536, small_config().top_k)
+    for f in range(0, 1536, 37):
+        # Each clip's first minimum of the pre-GELU value, if negative; the most negative first.
+        expected = top_k_by_clip(values[f], clips, positions, small_config().top_k, sign=-1.0)
+        got = [(-v, c, p) for v, c, p in zip(stats.negative_values[f], stats.negative_clips[f],
+                                              stats.negative_positions[f], strict=True) if c >= 0]
+        assert got == expected and got[0][0] < 0
+    # Only encoder MLP neurons keep a negative side.
+    assert [name for name, s in harvested.sites.items() if s.has_negatives] == [site]
+
+
+def test_phone_counts_equal_brute_force(corpus, recorded):
     site = "encoder.blocks.2.mlp.hook_post"
-    values, clips, positions = brute_force(corpus, tiny, small_config(), site, NeuronBasis(site, 1536))
+    harvested, batches = recorded
+    values, clips, positions = brute_force(batches, site, NeuronBasis(site, 1536))
     phones = np.array([PHONE_INDEX[p or "sil"] for i in range(len(corpus)) for p in corpus[i].frame_phones(100)])
     counts = harvested.sites[site].complete_phone_counts()
     for f in (0, 1, 17, 1535):
@@ -153,15 +193,37 @@ def test_resumed_harvest_equals_uninterrupted(corpus, tiny, harvested, tmp_path)
     assert not Harvester(corpus, small_config(seed=1), tiny).load_checkpoint(checkpoint)
 
 
-def planted_stats(frame_phones: list[list[str]], activations) -> tuple[SiteStats, FrameTable]:
+class FailingHarvester(Harvester):
+    """Its statistics fail on the second batch, as a bug in a kernel would."""
+
+    def process_batch(self, batch):
+        if self.clips_done >= 7:
+            raise ValueError("kernel failure")
+        super().process_batch(batch)
+
+
+def test_a_failure_while_folding_stops_the_pass(corpus, tiny, tmp_path):
+    # Batches are folded on a second thread: its error must end the pass, and the checkpoint
+    # must hold exactly the batches folded before it.
+    harvester = FailingHarvester(corpus, small_config(checkpoint_every=1, pipeline=True), tiny)
+    with pytest.raises(ValueError, match="kernel failure"):
+        harvester.run(tmp_path / "checkpoint.npz", progress=False)
+    resumed = Harvester(corpus, small_config(checkpoint_every=1), tiny)
+    assert resumed.load_checkpoint(tmp_path / "checkpoint.npz") and resumed.clips_done == 7
+
+
+def planted_stats(frame_phones: list[list[str]], activations, negatives=None) -> tuple[SiteStats, FrameTable]:
     lengths = [len(p) for p in frame_phones]
     phones = np.array([PHONE_INDEX[p] for labels in frame_phones for p in labels], np.int16)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     positions = np.concatenate([np.arange(n) for n in lengths]).astype(np.int32)
     clips = np.arange(len(lengths))
     values = np.stack([activation(phones, positions) for activation in activations], axis=1).astype(np.float32)
-    stats = SiteStats.empty(len(activations), 40, len(PHONES))
+    stats = SiteStats.empty(len(activations), 40, len(PHONES), 40 if negatives else 0)
     stats.update(values, offsets, clips, positions, phones, frame_priorities(0, np.repeat(clips, lengths), positions))
+    if negatives:
+        stats.update_negative(np.stack([negative(phones, positions) for negative in negatives], axis=1), offsets,
+                              clips, positions)
     table = FrameTable({"phone_offsets": offsets, "phones": phones, "token_offsets": np.zeros(len(lengths) + 1, np.int64),
                         "tokens": np.zeros(0, np.int32)})
     return stats.finalized(), table
@@ -194,6 +256,50 @@ def test_phone_labels_on_planted_activations():
     assert not labels[2].selective and labels[2].top_share < 0.5
 
 
+def test_negative_side_labels_and_agreement():
+    rng = np.random.default_rng(1)
+    words = [["sil"] * 3 + list(rng.choice(["S", "M", "AA", "IY", "T"], size=20)) + ["sil"] * 3 for _ in range(40)]
+
+    def is_(phone):
+        return lambda phones: (phones == PHONE_INDEX[phone]).astype(float)
+
+    positive = [lambda phones, positions: 3.0 * is_("S")(phones),  # S on both sides: they agree
+                lambda phones, positions: 3.0 * is_("M")(phones)]  # M positive, T negative: they disagree
+    negative = [lambda phones, positions: -2.0 * is_("S")(phones), lambda phones, positions: -2.0 * is_("T")(phones)]
+    stats, table = planted_stats(words, positive, negative)
+    labels = phone_labels(stats, table)
+    assert (labels[0].negative_top_phone, labels[0].negative_top_share, labels[0].negative_min) == ("S", 1.0, -2.0)
+    assert labels[1].negative_top_phone == "T" and labels[1].negative_selective and labels[1].top_phone == "M"
+    agreement = negative_agreement("site", labels)
+    assert (agreement.neurons, agreement.both, agreement.agree, agreement.agree_share) == (2, 2, 1, 0.5)
+    assert agreement.chance == 0.0  # neither neuron's positive phone is the other's negative phone
+    # Without negatives kept, there is nothing to compare.
+    no_negatives, table = planted_stats(words, positive)
+    assert negative_agreement("site", phone_labels(no_negatives, table)) is None
+
+
+def test_auto_mode_follows_the_matmul_probe(monkeypatch, corpus, tiny):
+    from whisperlens.features import harvest as harvest_module
+    from whisperlens.features.config import FeaturesConfig
+
+    for probe, chosen in ((MatmulProbe(100.0, 400.0), "short-bf16"), (MatmulProbe(100.0, 20.0), "short")):
+        monkeypatch.setattr(harvest_module, "probe_matmul", lambda probe=probe: probe)
+        assert choose_mode("auto") == chosen
+        harvester = Harvester(corpus[:3], small_config(mode="auto", hooks=("encoder.blocks.0.mlp.hook_post",)))
+        assert harvester.config.mode == chosen
+        assert next(harvester.model.parameters()).dtype == (torch.bfloat16 if chosen == "short-bf16" else torch.float32)
+        assert harvester.mode == {"requested": "auto", "chosen": chosen, "probe": asdict(probe)}
+        assert FeaturesConfig().model_spec().dtype == ("bfloat16" if chosen == "short-bf16" else FeaturesConfig().model.dtype)
+        assert describe_mode(harvester.mode).startswith(f"{chosen} (chosen automatically: bf16 matmul ran at ")
+
+    def no_probe():
+        raise AssertionError("--mode given: nothing to probe")
+
+    monkeypatch.setattr(harvest_module, "probe_matmul", no_probe)
+    assert Harvester(corpus[:3], small_config(mode="short"), tiny).mode == {"requested": "short", "chosen": "short"}
+    assert describe_mode({"requested": "exact", "chosen": "exact"}) == "exact (--mode exact)"
+
+
 def test_listening_window_is_loudest_at_the_frame(tmp_path):
     audio = np.full(32_000, 0.1, np.float32)
     louder = amplified_window(audio, position=50)
@@ -211,6 +317,11 @@ def test_store_show_and_export(store, corpus, capsys):
     assert main(["features", "describe", "encoder.blocks.2.mlp.1:17", "--store", str(store.root)]) == 0
     shown = capsys.readouterr().out
     assert "encoder.blocks.2.mlp.hook_post:17" in shown and "top phone" in shown
+    # What to hear first, each an example the page plays, and the neuron's negative side.
+    first = shown.split("listen first")[1].split("top examples")[0].strip().splitlines()[1:]
+    assert first[0].startswith("  #1 ") and "the strongest example" in first[0]
+    assert all(int(line.split()[0][1:]) <= 5 for line in first)
+    assert "negative side (pre-GELU" in shown and "tiny.en, short (--mode short))" in shown
     decoder = store.stats("decoder.blocks.1.mlp.hook_post")
     live, dead = np.flatnonzero(decoder.top_clips[:, 0] >= 0), np.flatnonzero(decoder.top_clips[:, 0] < 0)
     assert main(["features", "describe", f"decoder.blocks.1.mlp.hook_post:{live[0]}", "--store", str(store.root)]) == 0
@@ -231,6 +342,15 @@ def test_store_show_and_export(store, corpus, capsys):
     for reference in page.sources:
         assert (index.parent / reference).exists(), reference
     assert page.clips and all((index.parent / "clips" / f"{clip}.mp3").exists() for clip in page.clips)
+    # Every example of every feature has its activation over the clip drawn beside its buttons,
+    # highest at the example's frame (the red mark), and the feature's top example reaching the top.
+    stats = store.stats("encoder.blocks.2.mlp.hook_post")
+    assert len(page.traces) == int((stats.top_clips[:, :5] >= 0).sum()) > 1000
+    for frame_x, points in page.traces[:100]:
+        ys = [int(point.split(",")[1]) for point in points.split()]
+        assert len(ys) == 100 and ys[frame_x] == min(ys)
+    assert min(int(point.split(",")[1]) for point in page.traces[0][1].split()) == 0
+    assert page.first_marks >= 1536  # each live feature marks what to listen to first
     decoder_page = PageMarkup.of(index.parent / "decoder.blocks.1.mlp.hook_post.html")
     assert sorted(decoder_page.rows) == sorted(f"f{f}" for f in range(1536)) and not decoder_page.clips
 
@@ -241,6 +361,7 @@ class PageMarkup(HTMLParser):
     def __init__(self):
         super().__init__()
         self.rows, self.sources, self.clips = [], [], set()
+        self.traces, self.first_marks, self._lines = [], 0, []
 
     @classmethod
     def of(cls, path):
@@ -256,6 +377,12 @@ class PageMarkup(HTMLParser):
             self.sources.append(attrs["src"])
         if "data-clip" in attrs:
             self.clips.add(int(attrs["data-clip"]))
+        if tag == "b" and attrs.get("class") == "first":
+            self.first_marks += 1
+        if tag == "line":
+            self._lines.append(attrs)
+        if tag == "polyline":  # a trace: its frame mark is the svg's second line
+            self.traces.append((int(self._lines[-1]["x1"]), attrs["points"]))
 
 
 @pytest.mark.parametrize("argv, message", [

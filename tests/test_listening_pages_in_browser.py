@@ -76,6 +76,8 @@ def test_listening_pages_render_and_play_in_chromium(store, corpus, tmp_path):
         buttons = page.locator("button[data-clip]")
         examples = int((store.stats(SITES[0]).top_clips[:, :EXAMPLES_SHOWN] >= 0).sum())
         assert buttons.count() == 2 * examples  # every example of every feature can be heard, amplified and plain
+        assert page.locator("svg.trace polyline").count() == examples  # and its activation over the clip is drawn
+        assert page.locator("svg.trace >> nth=0").bounding_box()["width"] == 100
         late = next(i for i in range(0, 200, 2) if int(buttons.nth(i).get_attribute("data-pos")) > 40)
         for url in (page.url, index.with_name(f"{SITES[0]}.html").as_uri()):
             if url != page.url:

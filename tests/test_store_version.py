@@ -44,13 +44,13 @@ def rewrite_manifest(root, change):
 
 
 def test_save_writes_the_format_version_and_the_store_reads_back(store_root):
-    assert json.loads((store_root / "manifest.json").read_text())["format_version"] == FORMAT_VERSION == 1
+    assert json.loads((store_root / "manifest.json").read_text())["format_version"] == FORMAT_VERSION == 2
     store = FeatureStore(store_root)
     assert store.sites == [SITE] and store.clip_ids == ["a", "b"]
     assert store.stats(SITE).top_values[1].tolist() == [2.5, 1.0]
 
 
-@pytest.mark.parametrize("version, found", [(2, "format version 2"), ("1", "format version '1'"), (None, "no format version")])
+@pytest.mark.parametrize("version, found", [(1, "format version 1"), ("2", "format version '2'"), (None, "no format version")])
 def test_another_version_asks_for_a_rebuild(store_root, version, found):
     rewrite_manifest(store_root, lambda m: m.update(format_version=version) if version is not None else m.pop("format_version"))
     with pytest.raises(WhisperLensError) as error:

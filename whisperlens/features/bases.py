@@ -61,10 +61,12 @@ class RandomBasis:
             raise WhisperLensError(f"random basis for {self.hook}: asked for {self.n_features} directions "
                                    f"in {self.d_in} dimensions")
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + zlib.crc32(self.hook.encode()))
-        gaussian = torch.randn(self.d_in, self.n_features, generator=generator)
+        # QR in float64: LAPACK's float32 result changes in the last bits with its thread count
+        # and what ran before it, and the same seed must give the same directions.
+        gaussian = torch.randn(self.d_in, self.n_features, generator=generator).double()
         q, r = torch.linalg.qr(gaussian)
         # Fixing the signs by R's diagonal makes Q Haar-distributed (Mezzadri 2007).
-        self.directions = (q * torch.sign(torch.diagonal(r))).contiguous()  # (d_in, n)
+        self.directions = (q * torch.sign(torch.diagonal(r))).float().contiguous()  # (d_in, n)
 
     def encode(self, activations: torch.Tensor) -> torch.Tensor:
         return activations.float() @ self.directions

@@ -7,7 +7,7 @@ import simple_parsing
 
 from ..errors import WhisperLensError
 from ..study import CorpusStudyConfig
-from .harvest import DEFAULT_HOOKS, MODES, HarvestConfig
+from .harvest import DEFAULT_HOOKS, MODE_CHOICES, HarvestConfig, choose_mode
 
 
 @dataclass
@@ -23,7 +23,7 @@ class FeaturesConfig(CorpusStudyConfig):
     sae_architecture: str = simple_parsing.field(default="batchtopk", choices=("batchtopk", "topk", "standard"))
     sae_max_vectors: int = 2_000_000  # activation vectors kept in memory per SAE (every frame of the default corpus)
     sae_training_vectors: int = 2_000_000  # vectors shown to each SAE in training (~7 min each on 2 cores; docs/features.md)
-    mode: str = "short"  # exact, short or short-bf16 (see docs/features.md)
+    mode: str = "auto"  # auto, exact, short or short-bf16; auto: short-bf16 where a matmul probe finds bf16 fast, else short
     batch_size: int = 32  # clips per forward pass
     top_k: int = 32  # top clips kept per feature
     random_features: int = 384  # random directions per hook, the baseline
@@ -32,12 +32,12 @@ class FeaturesConfig(CorpusStudyConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.mode not in MODES:
-            raise WhisperLensError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.mode not in MODE_CHOICES:
+            raise WhisperLensError(f"--mode must be one of {', '.join(MODE_CHOICES)}, not {self.mode!r}")
         self.harvest_config().validate()
 
     def store_dir(self) -> Path:
-        return Path(self.store) if self.store else Path("runs") / "features" / self.model.model / self.mode
+        return Path(self.store) if self.store else Path("runs") / "features" / self.model.model / choose_mode(self.mode)
 
     def harvest_config(self, sae_paths: dict[str, str] | None = None) -> HarvestConfig:
         return HarvestConfig(model=self.model.model, hooks=self.hooks, layers=self.layers, bases=self.bases,
@@ -48,4 +48,4 @@ class FeaturesConfig(CorpusStudyConfig):
         """short-bf16 runs the model in bfloat16; the other modes in the model spec's dtype."""
         from dataclasses import replace
 
-        return replace(self.model, dtype="bfloat16") if self.mode == "short-bf16" else self.model
+        return replace(self.model, dtype="bfloat16") if choose_mode(self.mode) == "short-bf16" else self.model

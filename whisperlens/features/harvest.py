@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+import time
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,9 @@ from .bases import BASIS_KINDS, Basis, NeuronBasis, RandomBasis, SAEBasis, basis
 from .stats import SiteStats, frame_priorities
 
 MODES = ("exact", "short", "short-bf16")
+AUTO = "auto"  # short-bf16 where the matmul probe finds bf16 fast on this CPU, short otherwise
+MODE_CHOICES = (AUTO, *MODES)
+BF16_SPEEDUP_NEEDED = 1.5  # bf16 matmul must beat fp32 by this much: the rest of the pass gains less
 DEFAULT_HOOKS = ("encoder.blocks.*.mlp.hook_post", "encoder.blocks.*.hook_resid_post", "decoder.blocks.*.mlp.hook_post")
 PHONES = tuple(ARPABET) + ("sil",)  # ARPAbet as the corpus speaks it, then "sil" for frames under no phone
 PHONE_INDEX = {phone: i for i, phone in enumerate(PHONES)}
@@ -35,17 +40,19 @@ class HarvestConfig:
     bases: tuple[str, ...] = ("neurons", "random")
     sae_paths: dict[str, str] = field(default_factory=dict)  # hook -> SAELens directory
     random_features: int = 384  # directions per hook for the random baseline (at most d)
-    mode: str = "short"
+    mode: str = AUTO  # one of MODE_CHOICES; the Harvester resolves auto with the matmul probe
+    negatives: bool = True  # keep the most negative pre-GELU examples (mlp.hook_pre) of encoder MLP neurons
     batch_size: int = 32
     top_k: int = 32
     seed: int = 0
     device: str = "cpu"
     checkpoint_every: int = 25  # batches
     threads: int | None = None
+    pipeline: bool = False  # fold each batch on a second thread while the model runs the next (slower on 2 quiet cores)
 
     def validate(self) -> None:
-        if self.mode not in MODES:
-            raise WhisperLensError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.mode not in MODE_CHOICES:
+            raise WhisperLensError(f"--mode must be one of {', '.join(MODE_CHOICES)}, not {self.mode!r}")
         unknown = [kind for kind in self.bases if kind not in BASIS_KINDS]
         if unknown:
             raise WhisperLensError(f"unknown basis {unknown[0]!r}; choose from {', '.join(BASIS_KINDS)}")
@@ -54,17 +61,67 @@ class HarvestConfig:
 
     def fingerprint(self, corpus_key: str) -> str:
         """What a checkpoint must match to be resumed: everything that changes the statistics."""
-        relevant = {k: v for k, v in asdict(self).items() if k not in ("checkpoint_every", "threads", "device")}
+        relevant = {k: v for k, v in asdict(self).items() if k not in ("checkpoint_every", "threads", "device", "pipeline")}
         return hashlib.sha256(json.dumps([relevant, corpus_key], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class MatmulProbe:
+    """Measured matmul throughput (GFLOP/s) on an encoder-shaped product, fp32 and bf16."""
+
+    fp32_gflops: float
+    bf16_gflops: float
+
+    @property
+    def bf16_fast(self) -> bool:
+        return self.bf16_gflops >= BF16_SPEEDUP_NEEDED * self.fp32_gflops
+
+
+@lru_cache(maxsize=1)
+def probe_matmul(rows: int = 3200, width: int = 384, repeats: int = 5) -> MatmulProbe:
+    """Time the encoder's commonest product (a batch of 32 two-second clips through an MLP's
+    first layer) in fp32 and bf16; about a quarter of a second. CPUs without bf16 matrix
+    instructions (AVX512-BF16, AMX) run bf16 several times slower than fp32, those with them
+    several times faster, so a probe decides better than a list of CPU flags."""
+    def gflops(dtype: torch.dtype) -> float:
+        generator = torch.Generator().manual_seed(0)
+        a = torch.randn(rows, width, generator=generator).to(dtype)
+        b = torch.randn(width, 4 * width, generator=generator).to(dtype)
+        a @ b  # warm-up: oneDNN picks and caches its kernel
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - start)
+        return 2 * rows * width * 4 * width / best / 1e9
+
+    return MatmulProbe(gflops(torch.float32), gflops(torch.bfloat16))
+
+
+def choose_mode(mode: str) -> str:
+    """The harvest mode to run: `mode` itself, or for auto short-bf16 when bf16 matmul is fast here."""
+    if mode != AUTO:
+        return mode
+    return "short-bf16" if probe_matmul().bf16_fast else "short"
+
+
+def mode_record(requested: str) -> dict:
+    """What the store keeps about the mode: asked for, chosen, and the probe behind an auto choice."""
+    record: dict = {"requested": requested, "chosen": choose_mode(requested)}
+    if requested == AUTO:
+        record["probe"] = asdict(probe_matmul())
+    return record
 
 
 @dataclass
 class Site:
-    """One set of features: a hook point seen through a basis."""
+    """One set of features: a hook point seen through a basis (and, for encoder MLP neurons,
+    the pre-GELU hook whose most negative values it keeps)."""
 
     name: str
     basis: Basis
     stats: SiteStats
+    negative_hook: str | None = None
 
     @property
     def hook(self) -> str:
@@ -81,9 +138,10 @@ class HarvestResult:
     site_info: dict[str, dict]  # name -> {kind, hook, n_features}
     clip_ids: list[str]
     frames: dict[str, np.ndarray]  # ragged per-clip phone and token tables (store.FrameTable)
-    config: HarvestConfig
+    config: HarvestConfig  # with the mode resolved
     seconds: float
     clips_per_second: float
+    mode: dict = field(default_factory=dict)  # mode_record: requested, chosen, probe
 
 
 def resolve_hooks(model, config: HarvestConfig) -> list[str]:
@@ -106,16 +164,26 @@ def build_sites(model, config: HarvestConfig, hooks: list[str]) -> list[Site]:
         d = _hook_width(model, hook)
         phones = 0 if is_decoder_hook(hook) else n_phones
         for kind in config.bases:
+            negative_hook = None
             if kind == "neurons":
                 basis: Basis = NeuronBasis(hook, d)
+                negative_hook = negative_hook_of(hook) if config.negatives else None
             elif kind == "random":
                 basis = RandomBasis(hook, d, min(config.random_features, d), config.seed)
             elif hook in config.sae_paths:
                 basis = SAEBasis(config.sae_paths[hook], hook)
             else:
                 continue  # an SAE basis exists only where a SAE was trained
-            sites.append(Site(basis_name(kind, hook), basis, SiteStats.empty(basis.n_features, config.top_k, phones)))
+            stats = SiteStats.empty(basis.n_features, config.top_k, phones, config.top_k if negative_hook else 0)
+            sites.append(Site(basis_name(kind, hook), basis, stats, negative_hook))
     return sites
+
+
+def negative_hook_of(hook: str) -> str | None:
+    """The pre-GELU hook of an encoder MLP's neurons, whose negative side the harvest keeps."""
+    if is_decoder_hook(hook) or not hook.endswith("mlp.hook_post"):
+        return None
+    return hook.removesuffix("hook_post") + "hook_pre"
 
 
 def _hook_width(model, hook: str) -> int:
@@ -127,7 +195,7 @@ def _hook_width(model, hook: str) -> int:
 def model_for_mode(name: str, mode: str, device: str):
     from ..models.loading import load_model
 
-    dtype = torch.bfloat16 if mode == "short-bf16" else torch.float32
+    dtype = torch.bfloat16 if choose_mode(mode) == "short-bf16" else torch.float32
     return load_model(name, device=device, dtype=dtype)
 
 
@@ -141,11 +209,16 @@ class Harvester:
 
     def __init__(self, corpus: CorpusLike, config: HarvestConfig, model=None):
         config.validate()
+        self.mode = mode_record(config.mode)
+        config = replace(config, mode=self.mode["chosen"])
         self.corpus, self.config = corpus, config
         self.model = model if model is not None else model_for_mode(config.model, config.mode, config.device)
         self.hooks = resolve_hooks(self.model, config)
         self.sites = build_sites(self.model, config, self.hooks)
+        negative_hooks = [site.negative_hook for site in self.sites if site.negative_hook]
+        self.stream_hooks = self.hooks + [hook for hook in dict.fromkeys(negative_hooks) if hook not in self.hooks]
         self.clips_done = 0
+        self._batches_since_checkpoint = 0
         self._corpus_key: str | None = None
         self.clip_phones: list[np.ndarray] = []  # per clip: phone index of each encoder frame
         self.clip_tokens: list[np.ndarray] = []  # per clip: the teacher-forced tokens (decoder sites)
@@ -199,28 +272,29 @@ class Harvester:
 
     def stream(self, progress: bool = False) -> ActivationStream:
         """The activations the sites read, from the first clip not yet done."""
-        return ActivationStream(self.model, self.corpus, self.hooks, mode=stream_mode(self.config.mode),
+        return ActivationStream(self.model, self.corpus, self.stream_hooks, mode=stream_mode(self.config.mode),
                                 batch_size=self.config.batch_size, device="cpu",
                                 teacher_forcing=any(is_decoder_hook(hook) for hook in self.hooks),
                                 start=self.clips_done, progress=progress and "harvest")
 
     def run(self, checkpoint: Path | None = None, progress: bool = True) -> HarvestResult:
-        import time
-
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
         if checkpoint is not None:
             self.load_checkpoint(checkpoint)
         total = len(self.corpus)
         start_time, start_clips = time.perf_counter(), self.clips_done
-        batches_since_checkpoint = 0
-        for batch in self.stream(progress):
-            self.process_batch(batch)
-            self.clips_done += len(batch)
-            batches_since_checkpoint += 1
-            if checkpoint is not None and batches_since_checkpoint >= self.config.checkpoint_every and self.clips_done < total:
-                self.save_checkpoint(checkpoint)
-                batches_since_checkpoint = 0
+        folding = _BatchFolder(self, checkpoint, total) if self.config.pipeline else None
+        try:
+            for batch in self.stream(progress):
+                if folding is None:
+                    self.process_batch(batch)
+                    self._folded(len(batch), checkpoint, total)
+                else:
+                    folding.submit(batch)
+        finally:
+            if folding is not None:
+                folding.close()  # an interrupted pass still folds (and checkpoints) the batch in flight
         seconds = time.perf_counter() - start_time
         if checkpoint is not None:
             self.save_checkpoint(checkpoint)
@@ -230,8 +304,16 @@ class Harvester:
                        for site in self.sites},
             clip_ids=[self.corpus[i].id for i in range(total)], frames=self.frame_tables(),
             config=self.config, seconds=seconds,
-            clips_per_second=(total - start_clips) / seconds if seconds > 0 else float("nan"),
+            clips_per_second=(total - start_clips) / seconds if seconds > 0 else float("nan"), mode=self.mode,
         )
+
+    def _folded(self, clips: int, checkpoint: Path | None, total: int) -> None:
+        """Count a folded batch and checkpoint every `checkpoint_every` batches."""
+        self.clips_done += clips
+        self._batches_since_checkpoint += 1
+        if checkpoint is not None and self._batches_since_checkpoint >= self.config.checkpoint_every and self.clips_done < total:
+            self.save_checkpoint(checkpoint)
+            self._batches_since_checkpoint = 0
 
     @torch.inference_mode()
     def process_batch(self, batch: ActivationBatch) -> None:
@@ -248,6 +330,39 @@ class Harvester:
             values = site.basis.encode(batch.valid(site.hook)).contiguous().numpy()
             site.stats.update(values, rows.offsets, batch.clip_indices, rows.positions,
                               None if site.is_decoder else phones, priorities[site.is_decoder])
+            if site.negative_hook:
+                site.stats.update_negative(batch.valid(site.negative_hook).contiguous().numpy(), rows.offsets,
+                                           batch.clip_indices, rows.positions)
+
+
+class _BatchFolder:
+    """Folds batches into the statistics on a second thread while the model computes the next
+    batch: the statistics kernel (nogil) and the forward pass overlap instead of taking turns.
+    One batch is folded at a time, in stream order, so the result is the unpipelined one."""
+
+    def __init__(self, harvester: Harvester, checkpoint: Path | None, total: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.harvester, self.checkpoint, self.total = harvester, checkpoint, total
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="harvest-fold")
+        self.pending = None  # (future, clips) of the batch being folded
+
+    def settle(self) -> None:
+        if self.pending is not None:
+            future, clips = self.pending
+            self.pending = None
+            future.result()
+            self.harvester._folded(clips, self.checkpoint, self.total)
+
+    def submit(self, batch: ActivationBatch) -> None:
+        self.settle()
+        self.pending = (self.pool.submit(self.harvester.process_batch, batch), len(batch))
+
+    def close(self) -> None:
+        try:
+            self.settle()
+        finally:
+            self.pool.shutdown(wait=True)
 
 
 def _phone_index(phone: str | None) -> int:

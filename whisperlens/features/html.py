@@ -21,22 +21,23 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, SAMPLES_PER_ENCODER_FRAME
+from ..audio import SAMPLE_RATE, SAMPLES_PER_ENCODER_FRAME, encoder_positions
 from ..stream import ActivationStream
 from ..study.render import write_page
 from .harvest import PHONES, model_for_mode, stream_mode
 from .labels import site_summaries
 from .listening import (
     DEFAULT_LISTENING,
+    EXAMPLES_SHOWN,
     ListeningConfig,
     amplified_window,
+    listening_order,
     spectrogram_figure,
     window,
     write_audio,
 )
 from .store import FeatureStore, basis_for_site, site_filename
 
-EXAMPLES_SHOWN = 5
 BAND_SAMPLES_RENDERED = 5
 
 
@@ -56,6 +57,10 @@ def export_html(store: FeatureStore, corpus, top: int = 24, sites: list[str] | N
     needed_clips: set[int] = set()
     model = None
     pages = []
+    encoder_sites = [site for site in sites if not store.site_info(site)["hook"].startswith("decoder.")]
+    if encoder_sites:
+        model = model_for_mode(store.manifest["model"], store.manifest["mode"], "cpu")
+    traces = example_traces(store, encoder_sites, corpus, model, progress) if encoder_sites else {}
     for site in tqdm(sites, desc="pages", disable=not progress):
         info = store.site_info(site)
         labels = store.labels(site)
@@ -64,22 +69,21 @@ def export_html(store: FeatureStore, corpus, top: int = 24, sites: list[str] | N
         decoder = info["hook"].startswith("decoder.")
         rendered: dict[int, dict] = {}
         if not decoder and top > 0 and (render_every_site or _worth_rendering(info)):
-            if model is None:
-                model = model_for_mode(store.manifest["model"], store.manifest["mode"], "cpu")
-            rendered = _render_top(store, site, stats, order[:top], corpus, model, out, config)
+            rendered = _render_top(store, site, stats, order[:top], corpus, traces[site], out, config)
         if not decoder:
             for f in order:
                 needed_clips.update(int(c) for c in stats.top_clips[f, :EXAMPLES_SHOWN] if c >= 0)
         page = out / f"{site_filename(site)}.html"
         write_page(page, "features_site.html.j2",
-                   **_site_page(store, site, info, labels, stats, order, rendered, clip_ids, summaries, config, decoder))
+                   **_site_page(store, site, info, labels, stats, order, rendered, clip_ids, summaries, config, decoder,
+                                traces.get(site)))
         pages.append({"site": site, "href": page.name, "selective": _summary_cell(summaries.get(site))})
     for clip in tqdm(sorted(needed_clips), desc="clip audio", disable=not progress):
         path = out / "clips" / f"{clip}.{config.audio_format}"
         if not path.exists():
             write_audio(path, corpus[clip].audio, config.audio_format)
     return write_page(out / "index.html", "features_index.html.j2", title="whisperlens features",
-                      model=store.manifest["model"], mode=store.manifest["mode"], corpus=str(store.manifest.get("corpus")),
+                      model=store.manifest["model"], mode=store.mode_description, corpus=str(store.manifest.get("corpus")),
                       n_clips=len(clip_ids), pages=pages)
 
 
@@ -113,11 +117,57 @@ def activation_traces(store: FeatureStore, site: str, clips: list[int], corpus, 
     return traces
 
 
-def _render_top(store, site, stats, features, corpus, model, out: Path, config: ListeningConfig) -> dict[int, dict]:
+def example_traces(store: FeatureStore, sites: list[str], corpus, model, progress: bool = False) -> dict[str, np.ndarray]:
+    """Each feature's activation over the whole clip of each example a page plays: {site:
+    (n_features, EXAMPLES_SHOWN, frames) float32, NaN past a clip's end and in empty slots}.
+    One pass of the model over the clips any of `sites` needs, each hook read once per batch."""
+    wanted: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # site -> (clip, feature, rank) of each slot
+    for site in sites:
+        clips = store.stats(site).top_clips[:, :EXAMPLES_SHOWN]
+        features, ranks = np.nonzero(clips >= 0)
+        wanted[site] = (clips[features, ranks], features, ranks)
+    needed = sorted({int(c) for clips, _, _ in wanted.values() for c in clips})
+    if not needed:
+        return {site: np.full((store.stats(site).n_features, EXAMPLES_SHOWN, 0), np.nan, np.float32) for site in sites}
+    bases = {site: basis_for_site(store, site) for site in sites}
+    hooks = list(dict.fromkeys(basis.hook for basis in bases.values()))
+    stream = ActivationStream(model, corpus, hooks, mode=stream_mode(store.manifest["mode"]), batch_size=32,
+                              device="cpu", indices=needed, progress=progress and "traces")
+    longest = max(encoder_positions(len(corpus[clip].audio)) for clip in needed)
+    traces = {site: np.full((store.stats(site).n_features, EXAMPLES_SHOWN, longest), np.nan, np.float32) for site in sites}
+    for batch in stream:
+        rows = batch.rows(hooks[0])
+        for site, (clips, features, ranks) in wanted.items():
+            values = bases[site].encode(batch.valid(bases[site].hook)).numpy()  # (frames, n_features)
+            for c, clip in enumerate(batch.clip_indices.tolist()):
+                slots = np.flatnonzero(clips == clip)
+                if len(slots):
+                    start, end = rows.offsets[c], rows.offsets[c + 1]
+                    traces[site][features[slots], ranks[slots], : end - start] = values[start:end, features[slots]].T
+    return traces
+
+
+def trace_svg(trace: np.ndarray, position: int, top: float, width: int = 100, height: int = 18) -> dict:
+    """An example's activation over its clip as a small SVG polyline (integer coordinates keep
+    a page of 1536 features x 5 examples a few MB): points, the example's frame, the zero line."""
+    trace = trace[~np.isnan(trace)]
+    if len(trace) == 0:
+        return {}
+    low, high = min(0.0, float(trace.min())), max(top, float(trace.max()), 1e-6)
+    if len(trace) > width:  # long clips: the largest value of each pixel's frames
+        edges = np.linspace(0, len(trace), width + 1).astype(int)
+        trace = np.maximum.reduceat(trace, edges[:-1])
+        position = position * width // int(edges[-1])
+    xs = np.round(np.arange(len(trace)) * (width - 1) / max(len(trace) - 1, 1)).astype(int)
+    ys = np.round((high - trace) / (high - low) * (height - 1)).astype(int)
+    x_frame = int(round(position * (width - 1) / max(len(trace) - 1, 1)))
+    return {"points": " ".join(f"{x},{y}" for x, y in zip(xs.tolist(), ys.tolist(), strict=True)),
+            "x": x_frame, "zero": int(round(high / (high - low) * (height - 1))), "width": width, "height": height}
+
+
+def _render_top(store, site, stats, features, corpus, traces: np.ndarray, out: Path, config: ListeningConfig) -> dict[int, dict]:
     """Pre-rendered windows (plain and amplified) and a spectrogram for each feature."""
     frames = store.frames
-    clips = sorted({int(c) for f in features for c in stats.top_clips[f, :EXAMPLES_SHOWN] if c >= 0})
-    traces = activation_traces(store, site, clips, corpus, model)
     rendered = {}
     folder = f"media/{site_filename(site)}"
     for f in features:
@@ -134,7 +184,8 @@ def _render_top(store, site, stats, features, corpus, model, out: Path, config: 
             examples.append({"label": f"#{rank + 1} {stats.top_values[f, rank]:.2f} /{phone}/",
                              "plain": f"{base}-plain.{config.audio_format}", "amp": f"{base}-amp.{config.audio_format}",
                              "text": corpus[clip].text})
-            panels.append({"audio": audio, "position": position, "trace": traces[clip][f],
+            trace = traces[f, rank]
+            panels.append({"audio": audio, "position": position, "trace": trace[~np.isnan(trace)],
                            "caption": f"{stats.top_values[f, rank]:.2f} /{phone}/ {corpus[clip].text[:28]}"})
         bands = []
         max_band = next((b for b in range(stats.sample_clips.shape[1] - 1, 1, -1) if stats.sample_clips[f, b, 0] >= 0), None)
@@ -154,17 +205,18 @@ def _render_top(store, site, stats, features, corpus, model, out: Path, config: 
     return rendered
 
 
-def _site_page(store, site, info, labels, stats, order, rendered, clip_ids, summaries, config, decoder) -> dict:
+def _site_page(store, site, info, labels, stats, order, rendered, clip_ids, summaries, config, decoder, traces) -> dict:
     """What features_site.html.j2 shows of a site: its description, its baseline and a row per feature."""
     summary = summaries.get(site)
     baseline = next((s for s in summaries.values() if s["hook"] == info["hook"] and s["kind"] == "random"), None)
     if decoder:
         rows = [_token_row(site, f, labels[f]) for f in order]
     else:
-        rows = [_phone_row(site, f, labels[f], stats, rendered.get(f), clip_ids) for f in order]
+        frames = store.frames
+        rows = [_phone_row(site, f, labels[f], stats, rendered.get(f), clip_ids, traces, frames) for f in order]
     return {
         "title": site, "site": site, "n_features": info["n_features"], "kind": info["kind"], "hook": info["hook"],
-        "model": store.manifest["model"], "mode": store.manifest["mode"], "decoder": decoder, "rows": rows,
+        "model": store.manifest["model"], "mode": store.mode_description, "decoder": decoder, "rows": rows,
         "selective": _summary_cell(summary) if summary else "",
         "baseline": _summary_cell(baseline) if summary and baseline and baseline["site"] != site else "",
         # The player script reads these from the table: the clips' files and listening.py's envelope.
@@ -173,13 +225,17 @@ def _site_page(store, site, info, labels, stats, order, rendered, clip_ids, summ
     }
 
 
-def _phone_row(site, f, label, stats, rendered, clip_ids) -> dict:
+def _phone_row(site, f, label, stats, rendered, clip_ids, traces, frames) -> dict:
     plays = []
+    first = {rank: (order, why) for order, (why, rank) in enumerate(listening_order(stats, frames, f, label["top_phone"]), 1)}
     for rank in range(min(EXAMPLES_SHOWN, stats.top_clips.shape[1])):
         clip, position = int(stats.top_clips[f, rank]), int(stats.top_positions[f, rank])
         if clip >= 0:
+            phone = PHONES[frames.phone_at(np.array([clip]), np.array([position]))[0]]
             plays.append({"rank": rank + 1, "clip": clip, "position": position,
-                          "title": f"{clip_ids[clip]} frame {position} value {stats.top_values[f, rank]:.2f}"})
+                          "title": f"{clip_ids[clip]} frame {position} value {stats.top_values[f, rank]:.2f} /{phone}/",
+                          "trace": trace_svg(traces[f, rank], position, float(stats.top_values[f, 0])),
+                          "first": first.get(rank)})
     return {
         "id": f, "name": f"{site}:{f}", "selective": label["selective"], "polyphonetic": label["polyphonetic"],
         "top": f"{label['top_phone']} {label['top_share']:.0%}",

@@ -13,6 +13,9 @@ Definitions (docs/features.md explains the choices):
 - polyphonetic: the top phones of the top POLY_BANDS populated bands (>= MIN_BAND_FRAMES
   frames each) are not all the same, or no phone reaches SELECTIVE_SHARE over the top-k while
   the three commonest phones together reach TOP3_SHARE.
+- negative side (encoder MLP neurons, from their most negative pre-GELU examples): the same
+  top phone, share and top three over the negative examples; negative-selective like
+  phone-selective. The two sides *agree* when both are selective for the same phone.
 """
 
 from __future__ import annotations
@@ -51,6 +54,11 @@ class PhoneLabel:
     selective: bool
     polyphonetic: bool
     score: float  # for ordering pages: top-k top phone share (0 for silence or dead features)
+    negative_min: float | None = None  # the most negative pre-GELU value; None where the site keeps no negatives
+    negative_top_phone: str | None = None  # over the negative examples
+    negative_top_share: float = 0.0
+    negative_top3: list[tuple[str, float]] = field(default_factory=list)
+    negative_selective: bool = False
 
 
 @dataclass
@@ -64,21 +72,31 @@ class TokenLabel:
     score: float = 0.0
 
 
+def _phone_shares(phones: np.ndarray) -> list[tuple[str, float]]:
+    """The three commonest phones among example phones (-1: an empty slot) with their shares."""
+    present = phones[phones >= 0]
+    histogram = np.bincount(present, minlength=len(PHONES))
+    order = np.argsort(-histogram, kind="stable")
+    total = max(len(present), 1)
+    return [(PHONES[p], float(histogram[p] / total)) for p in order[:3] if histogram[p] > 0]
+
+
+def _is_selective(top3: list[tuple[str, float]]) -> bool:
+    return bool(top3) and top3[0][0] != "sil" and top3[0][1] >= SELECTIVE_SHARE
+
+
 def phone_labels(stats: SiteStats, frames) -> list[PhoneLabel]:
     """Label every feature of an encoder site from its statistics and the frame phone table."""
     n_phones = len(PHONES)
     top_phones = frames.phone_at(stats.top_clips, stats.top_positions)  # (n, k), -1 for empty slots
+    negative_phones = frames.phone_at(stats.negative_clips, stats.negative_positions) if stats.has_negatives else None
     counts = stats.complete_phone_counts()  # (n, bands, phones)
     firing_rates = stats.firing_rate()
     max_values = stats.max_values()
     max_bands = band_of(np.maximum(max_values, 0))
     labels = []
     for f in range(stats.n_features):
-        present = top_phones[f][top_phones[f] >= 0]
-        histogram = np.bincount(present, minlength=n_phones)
-        order = np.argsort(-histogram, kind="stable")
-        total = max(len(present), 1)
-        top3 = [(PHONES[p], histogram[p] / total) for p in order[:3] if histogram[p] > 0]
+        top3 = _phone_shares(top_phones[f])
         top_phone, top_share = (top3[0] if top3 else (None, 0.0))
         bands = []
         for band in range(int(max_bands[f]), 1, -1)[:BANDS_SHOWN]:
@@ -93,17 +111,86 @@ def phone_labels(stats: SiteStats, frames) -> list[PhoneLabel]:
         best = np.argsort(-firing, kind="stable")[:5]
         precision = {PHONES[p]: float(firing[p] / n_firing) for p in best if firing[p] > 0}
         recall = {PHONES[p]: float(firing[p] / max(stats.phone_totals[p], 1)) for p in best if firing[p] > 0}
-        selective = top_phone not in (None, "sil") and top_share >= SELECTIVE_SHARE
+        selective = _is_selective(top3)
         populated = [b["phone"] for b in bands if b["frames"] >= MIN_BAND_FRAMES][:POLY_BANDS]
         spread = top_share < SELECTIVE_SHARE and sum(share for _, share in top3) >= TOP3_SHARE
         polyphonetic = len(set(populated)) > 1 or spread
-        labels.append(PhoneLabel(
+        label = PhoneLabel(
             feature=f, max_value=float(max_values[f]), firing_rate=float(firing_rates[f]),
-            top_phone=top_phone, top_share=float(top_share), top3=[(p, float(s)) for p, s in top3], bands=bands,
-            precision=precision, recall=recall, selective=bool(selective), polyphonetic=bool(polyphonetic),
+            top_phone=top_phone, top_share=float(top_share), top3=top3, bands=bands,
+            precision=precision, recall=recall, selective=selective, polyphonetic=bool(polyphonetic),
             score=float(top_share) if top_phone not in (None, "sil") else 0.0,
-        ))
+        )
+        if negative_phones is not None:
+            negative3 = _phone_shares(negative_phones[f])
+            label.negative_min = -float(stats.negative_values[f, 0]) if stats.negative_clips[f, 0] >= 0 else None
+            label.negative_top_phone, label.negative_top_share = negative3[0] if negative3 else (None, 0.0)
+            label.negative_top3, label.negative_selective = negative3, _is_selective(negative3)
+        labels.append(label)
     return labels
+
+
+@dataclass
+class NegativeAgreement:
+    """Do an MLP site's neurons fire negatively on the phone they fire positively on?"""
+
+    site: str
+    neurons: int  # with negative examples
+    positive_selective: int
+    negative_selective: int
+    both: int  # selective on both sides
+    agree: int  # selective on both sides, for the same phone
+    chance: float  # expected `agree` if the sides were unrelated: the negative sides of other neurons
+
+    @property
+    def agree_share(self) -> float:
+        return self.agree / max(self.both, 1)
+
+    @property
+    def chance_share(self) -> float:
+        return self.chance / max(self.both, 1)
+
+
+def negative_agreement(site: str, labels: list[PhoneLabel]) -> NegativeAgreement | None:
+    """Agreement of the two sides over the neurons selective on both (None: no negatives kept).
+    The chance level pairs each neuron's positive phone with the negative phones of every other
+    neuron selective on both sides: how often they would match if the sides were unrelated."""
+    kept = [label for label in labels if label.negative_min is not None]
+    if not kept:
+        return None
+    both = [label for label in kept if label.selective and label.negative_selective]
+    agree = sum(label.top_phone == label.negative_top_phone for label in both)
+    chance = 0.0
+    if len(both) > 1:
+        negative = Counter(label.negative_top_phone for label in both)
+        chance = sum((negative[label.top_phone] - (label.top_phone == label.negative_top_phone)) / (len(both) - 1)
+                     for label in both)
+    return NegativeAgreement(site, len(kept), sum(label.selective for label in kept),
+                             sum(label.negative_selective for label in kept), len(both), agree, chance)
+
+
+def negative_table(agreements: list[NegativeAgreement]) -> str:
+    """Markdown: per MLP site, how often the negative side agrees with the positive side."""
+    lines = ["| site | neurons | positive-selective | negative-selective | both | same phone | share | chance |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for a in agreements:
+        lines.append(f"| {a.site} | {a.neurons} | {a.positive_selective} | {a.negative_selective} | {a.both} | "
+                     f"{a.agree} | {a.agree_share:.1%} | {a.chance_share:.1%} |")
+    return "\n".join(lines)
+
+
+def store_negative_agreement(store: FeatureStore) -> list[NegativeAgreement]:
+    """negative_agreement for every site of `store` that kept negative examples."""
+    agreements = (negative_agreement(site, labels) for site, _, labels in encoder_site_labels(store))
+    return [agreement for agreement in agreements if agreement is not None]
+
+
+def encoder_site_labels(store: FeatureStore):
+    """(site, site info, phone labels) for each encoder site of `store`, from its saved labels."""
+    for site in store.sites:
+        info = store.site_info(site)
+        if not info["hook"].startswith("decoder."):
+            yield site, info, [PhoneLabel(**label) for label in store.labels(site)]
 
 
 def token_labels(stats: SiteStats, frames, tokenizer) -> list[TokenLabel]:
@@ -173,10 +260,4 @@ def summary_table(summaries: list[SiteSummary]) -> str:
 
 def site_summaries(store: FeatureStore) -> list[SiteSummary]:
     """Per-site summaries of the encoder sites, recomputed from the labels saved in `store`."""
-    summaries = []
-    for site in store.sites:
-        info = store.site_info(site)
-        if not info["hook"].startswith("decoder."):
-            labels = [PhoneLabel(**label) for label in store.labels(site)]
-            summaries.append(summarize(site, info["kind"], info["hook"], labels))
-    return summaries
+    return [summarize(site, info["kind"], info["hook"], labels) for site, info, labels in encoder_site_labels(store)]

@@ -30,6 +30,7 @@ class ListeningConfig:
 
 
 DEFAULT_LISTENING = ListeningConfig()
+EXAMPLES_SHOWN = 5  # top examples a page plays (and draws the activation of) for every feature
 
 
 def frame_centre_sample(position: int) -> int:
@@ -116,3 +117,24 @@ def spectrogram_figure(examples: list[dict], title: str, path: Path, config: Lis
     fig.savefig(path, dpi=72)
     plt.close(fig)
     return path
+
+
+def listening_order(stats, frames, f: int, top_phone: str | None, examples: int = 3) -> list[tuple[str, int]]:
+    """Which of the examples a page plays (the top EXAMPLES_SHOWN) to hear first, as (why, rank):
+    the strongest; the strongest under another phone than the label's (does the label hold?);
+    the weakest under the label's phone (how far down it holds)."""
+    from .harvest import PHONES
+
+    clips, positions = stats.top_clips[f, :EXAMPLES_SHOWN], stats.top_positions[f, :EXAMPLES_SHOWN]
+    filled = [rank for rank in range(len(clips)) if clips[rank] >= 0]
+    if not filled:
+        return []
+    phones = [PHONES[p] for p in frames.phone_at(clips[filled], positions[filled])]
+    order = [("the strongest example", filled[0])]
+    other = next((rank for rank, phone in zip(filled, phones, strict=True) if phone != top_phone), None)
+    if other is not None:
+        order.append((f"the strongest not on {top_phone} (does the label hold?)", other))
+    same = [rank for rank, phone in zip(filled, phones, strict=True) if phone == top_phone and rank != filled[0]]
+    if same:
+        order.append((f"the weakest top example on {top_phone} (how far down it holds)", same[-1]))
+    return order[:examples]

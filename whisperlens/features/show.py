@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from .harvest import PHONES
+from .listening import listening_order
 from .stats import band_lower_edges
-from .store import FeatureStore
+from .store import FeatureStore, site_filename
 
 
 def describe_feature(store: FeatureStore, feature_id: str, examples: int = 10) -> str:
@@ -14,7 +15,7 @@ def describe_feature(store: FeatureStore, feature_id: str, examples: int = 10) -
     label = store.labels(site)[f]
     clip_ids = store.clip_ids
     frames = store.frames
-    lines = [f"{site}:{f}  ({info['kind']} at {info['hook']}; {store.manifest['model']}, {store.manifest['mode']} mode)"]
+    lines = [f"{site}:{f}  ({info['kind']} at {info['hook']}; {store.manifest['model']}, {store.mode_description})"]
     if stats.top_clips[f, 0] < 0:
         lines.append(f"never positive on the {int(stats.n_clips)} clips of this store: a dead feature")
         return "\n".join(lines)
@@ -34,6 +35,7 @@ def describe_feature(store: FeatureStore, feature_id: str, examples: int = 10) -
     if label["bands"]:
         lines.append("bands (octaves, top-down): " + "; ".join(
             f">={b['low']:.3g}: {b['phone']} {b['share']:.0%} of {b['frames']}" for b in label["bands"]))
+    lines += listen_first(store, site, f, label)
     lines.append("top examples (value, clip, frame, time, phone):")
     for rank in range(min(examples, stats.k)):
         clip, position = int(stats.top_clips[f, rank]), int(stats.top_positions[f, rank])
@@ -50,7 +52,33 @@ def describe_feature(store: FeatureStore, feature_id: str, examples: int = 10) -
             clip, position = int(stats.sample_clips[f, band, s]), int(stats.sample_positions[f, band, s])
             lines.append(f"  >={edges[band]:<7.3g} {stats.sample_values[f, band, s]:8.3f}  {clip_ids[clip]}  {position:4d}  "
                          f"{PHONES[frames.clip_phones(clip)[position]]}")
+    if stats.has_negatives and stats.negative_clips[f, 0] >= 0:
+        negative3 = ", ".join(f"{p} {s:.0%}" for p, s in label["negative_top3"])
+        lines.append(f"negative side (pre-GELU, most negative first): min {label['negative_min']:.3f}; top phone "
+                     f"{label['negative_top_phone']} ({label['negative_top_share']:.0%}); {negative3}"
+                     + ("  [agrees with the positive side]" if label["selective"] and label["negative_selective"]
+                        and label["negative_top_phone"] == label["top_phone"] else ""))
+        for rank in range(min(examples, stats.negative_clips.shape[1])):
+            clip, position = int(stats.negative_clips[f, rank]), int(stats.negative_positions[f, rank])
+            if clip < 0:
+                break
+            lines.append(f"  {-stats.negative_values[f, rank]:8.3f}  {clip_ids[clip]}  {position:4d}  {position * 0.02:5.2f}s  "
+                         f"{PHONES[frames.clip_phones(clip)[position]]}")
     return "\n".join(lines)
+
+
+def listen_first(store: FeatureStore, site: str, f: int, label: dict) -> list[str]:
+    """`describe`'s advice on what to play first, with the page's button for each example."""
+    stats, clip_ids = store.stats(site), store.clip_ids
+    order = listening_order(stats, store.frames, f, label["top_phone"])
+    if not order:
+        return []
+    page = f"html/{site_filename(site)}.html#f{f}"
+    lines = [f"listen first (buttons #rank on {page}; amplified windows centre the frame):"]
+    for why, rank in order:
+        clip, position = int(stats.top_clips[f, rank]), int(stats.top_positions[f, rank])
+        lines.append(f"  #{rank + 1}  {clip_ids[clip]} at {position * 0.02:.2f}s  value {stats.top_values[f, rank]:.3f}: {why}")
+    return lines
 
 
 # The seed write-ups' labels for encoder block 2 MLP neurons of Whisper tiny (letters, as

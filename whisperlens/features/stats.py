@@ -21,6 +21,16 @@ Definitions (all deterministic; none depends on how the corpus was cut into batc
   priority (a seeded hash of the frame's clip and position): a uniform sample without
   replacement of that band's frames, reproducible from the seed alone.
 - phone counts: per feature, band and phone, the number of frames.
+- negative top-k (only where the harvest asks for it: encoder MLP neurons, read before the
+  GELU at `mlp.hook_pre`): each clip offers its minimum frame (the first on ties) per feature,
+  if negative; the k most negative are kept, ties going to the earlier clip. They are stored as
+  a top-k of -x (`negative_values` holds -x > 0), so they stream, finalize and merge exactly as
+  the top-k does. Sites without it keep zero-width arrays.
+
+State (for merging partial statistics of disjoint clip sets): `n_frames`, `n_clips`,
+`histogram`, `phone_counts` and `phone_totals` add; `top_*` and `negative_*` keep the k best
+of the union under the top-k order (value descending, then clip ascending); `sample_*` keep
+the SAMPLES_PER_BAND smallest priorities per band. Nothing else is state.
 """
 
 from __future__ import annotations
@@ -91,9 +101,12 @@ class SiteStats:
     sample_positions: np.ndarray  # (n, N_BANDS, SAMPLES_PER_BAND) int32
     phone_counts: np.ndarray  # (n, N_BANDS, n_phones) int32; n_phones = 0 for token sites
     phone_totals: np.ndarray  # (n_phones,) int64: frames per phone over the corpus
+    negative_values: np.ndarray  # (n, k_neg) float32: -x of the most negative clips' minima (> 0); a heap while streaming
+    negative_clips: np.ndarray  # (n, k_neg) int64; -1 where empty; k_neg = 0 at sites without negatives
+    negative_positions: np.ndarray  # (n, k_neg) int32
 
     @classmethod
-    def empty(cls, n_features: int, k: int, n_phones: int) -> SiteStats:
+    def empty(cls, n_features: int, k: int, n_phones: int, negative_k: int = 0) -> SiteStats:
         shape = (n_features, N_BANDS, SAMPLES_PER_BAND)
         return cls(
             n_frames=np.zeros((), np.int64),
@@ -108,6 +121,9 @@ class SiteStats:
             sample_positions=np.full(shape, -1, np.int32),
             phone_counts=np.zeros((n_features, N_BANDS, n_phones), np.int32),
             phone_totals=np.zeros(n_phones, np.int64),
+            negative_values=np.full((n_features, negative_k), -np.inf, np.float32),
+            negative_clips=np.full((n_features, negative_k), -1, np.int64),
+            negative_positions=np.full((n_features, negative_k), -1, np.int32),
         )
 
     @property
@@ -145,10 +161,24 @@ class SiteStats:
         self.n_frames += n_rows
         self.n_clips += len(clip_indices)
 
+    def update_negative(self, values: np.ndarray, clip_offsets: np.ndarray, clip_indices: np.ndarray,
+                        positions: np.ndarray) -> None:
+        """Fold one batch into the negative top-k: `values` (frames, n_features), laid out as
+        in `update` (for MLP neurons: the pre-GELU values of the same frames)."""
+        values = np.ascontiguousarray(values, dtype=np.float32)
+        if values.shape[1] != self.n_features:
+            raise ValueError(f"batch has {values.shape[1]} features, the site {self.n_features}")
+        if self.negative_values.shape[1] == 0:
+            raise ValueError("this site keeps no negative examples (negative_k = 0)")
+        _negative_kernel(values, np.asarray(clip_offsets, np.int64), np.asarray(clip_indices, np.int64),
+                         np.asarray(positions, np.int32), self.negative_values, self.negative_clips,
+                         self.negative_positions)
+
     def finalized(self) -> SiteStats:
         """A copy with the top-k sorted (value descending, then clip) and the band samples
         sorted by priority."""
-        order = np.lexsort((self.top_clips, -self.top_values.astype(np.float64)), axis=-1)
+        order = _topk_order(self.top_values, self.top_clips)
+        negative_order = _topk_order(self.negative_values, self.negative_clips)
         sample_order = np.argsort(self.sample_priorities, axis=-1, kind="stable")
         take = np.take_along_axis
         return SiteStats(
@@ -160,7 +190,14 @@ class SiteStats:
             sample_clips=take(self.sample_clips, sample_order, -1),
             sample_positions=take(self.sample_positions, sample_order, -1),
             phone_counts=self.phone_counts.copy(), phone_totals=self.phone_totals.copy(),
+            negative_values=take(self.negative_values, negative_order, -1),
+            negative_clips=take(self.negative_clips, negative_order, -1),
+            negative_positions=take(self.negative_positions, negative_order, -1),
         )
+
+    @property
+    def has_negatives(self) -> bool:
+        return self.negative_values.shape[1] > 0
 
     def complete_histogram(self) -> np.ndarray:
         """The histogram with bin 0 (values <= 0, and NaN) filled in from the frame count."""
@@ -187,6 +224,11 @@ class SiteStats:
 
     def max_values(self) -> np.ndarray:
         return self.top_values.max(axis=1)
+
+
+def _topk_order(values: np.ndarray, clips: np.ndarray) -> np.ndarray:
+    """The top-k order of each row: value descending, then clip ascending."""
+    return np.lexsort((clips, -values.astype(np.float64)), axis=-1)
 
 
 _BLOCK = 64  # features per task: four cache lines of each frame's row (measured best of 16-128)
@@ -234,6 +276,31 @@ def _update_kernel(values, bits, clip_offsets, clip_indices, positions, phones, 
             for j in range(width):
                 if best[j] > 0:  # a clip whose maximum is not positive is no example of the feature
                     _offer_top(top_values, top_clips, top_positions, first + j, best[j], clip, positions[best_row[j]])
+
+
+@numba.njit(parallel=True, cache=True, nogil=True, boundscheck=False)
+def _negative_kernel(values, clip_offsets, clip_indices, positions, negative_values, negative_clips, negative_positions):
+    # Each clip's first minimum per feature, offered as -x to the same min-heap as the top-k.
+    # The same walk over feature blocks and clips as _update_kernel, on another tensor and
+    # without the per-frame statistics: one kernel for both would test a flag on every value.
+    n_features = values.shape[1]
+    for block in numba.prange((n_features + _BLOCK - 1) // _BLOCK):
+        first = block * _BLOCK
+        width = min(_BLOCK, n_features - first)
+        lowest = np.empty(_BLOCK, np.float32)
+        lowest_row = np.empty(_BLOCK, np.int64)
+        for c in range(clip_indices.shape[0]):
+            lowest[:] = np.inf
+            lowest_row[:] = -1
+            for row in range(clip_offsets[c], clip_offsets[c + 1]):
+                for j in range(width):
+                    v = values[row, first + j]
+                    if v < lowest[j]:
+                        lowest[j], lowest_row[j] = v, row
+            for j in range(width):
+                if lowest[j] < 0:  # a clip whose minimum is not negative is no negative example
+                    _offer_top(negative_values, negative_clips, negative_positions, first + j, -lowest[j],
+                               clip_indices[c], positions[lowest_row[j]])
 
 
 @numba.njit(inline="always")

@@ -26,7 +26,9 @@ from .stats import SiteStats
 
 # Bump when the layout or the meaning of a stored array changes; stores of another version are
 # refused with a request to rebuild rather than read wrongly.
-FORMAT_VERSION = 1
+# 2: sites keep negative examples (negative_values/clips/positions); the manifest records how
+#    the mode was chosen (mode_choice).
+FORMAT_VERSION = 2
 
 
 def site_filename(site: str) -> str:
@@ -77,6 +79,7 @@ class FeatureStore:
         manifest = {
             "model": result.config.model, "mode": result.config.mode, "corpus": corpus_root,
             "config": asdict(result.config), "phones": list(PHONES), "sites": sites,
+            "mode_choice": result.mode or {"requested": result.config.mode, "chosen": result.config.mode},
             "harvest_seconds": result.seconds, "harvest_clips_per_second": result.clips_per_second,
             **(extra or {}),
             "format_version": FORMAT_VERSION,
@@ -123,6 +126,12 @@ class FeatureStore:
         return site, int(index)
 
     @property
+    def mode_description(self) -> str:
+        """The mode and why: `short-bf16 (auto: bf16 matmul 2.6x fp32 on this CPU)`."""
+        return describe_mode(self.manifest.get("mode_choice") or {"requested": self.manifest["mode"],
+                                                                  "chosen": self.manifest["mode"]})
+
+    @property
     def clip_ids(self) -> list[str]:
         return _read_json(self.root / "clips.json")
 
@@ -135,6 +144,17 @@ class FeatureStore:
         if not path.exists():
             raise WhisperLensError(f"{path}: no labels yet; run `whisperlens features run` to completion")
         return _read_json(path)
+
+
+def describe_mode(choice: dict) -> str:
+    """A mode record (harvest.mode_record) in words."""
+    chosen = choice["chosen"]
+    probe = choice.get("probe")
+    if choice.get("requested") != "auto" or not probe:
+        return f"{chosen} (--mode {chosen})"
+    ratio = probe["bf16_gflops"] / max(probe["fp32_gflops"], 1e-9)
+    return (f"{chosen} (chosen automatically: bf16 matmul ran at {ratio:.1f}x fp32 on this CPU, "
+            f"{probe['bf16_gflops']:.0f} against {probe['fp32_gflops']:.0f} GFLOP/s)")
 
 
 class FrameTable:

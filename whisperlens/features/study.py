@@ -38,6 +38,14 @@ class FeaturesResult(Result):
             blocks.append(Table(["SAE", "explained variance", "L0", "dead", "latents"],
                                 [[hook, m["explained_variance"], m["l0"], m["dead_features"], m["d_sae"]]
                                  for hook, m in self.summary["sae"].items()], caption="Sparse autoencoders (SAELens)"))
+        if self.summary.get("negatives"):
+            blocks.append(Table(["site", "neurons", "positive-selective", "negative-selective", "both", "same phone",
+                                 "share %", "chance %"],
+                                [[a["site"], a["neurons"], a["positive_selective"], a["negative_selective"], a["both"],
+                                  a["agree"], round(100 * a["agree_share"], 1), round(100 * a["chance_share"], 1)]
+                                 for a in self.summary["negatives"]],
+                                caption="Negative side (pre-GELU bottom-k) against positive side (top-k) of MLP neurons: "
+                                        "how often both are selective for the same phone, and the chance level"))
         if self.summary.get("pages"):
             blocks.append(Link(self.summary["pages"],
                                "Listen to the features: one page per site, top examples amplified at the peak"))
@@ -54,7 +62,12 @@ def run(config: FeaturesConfig, context) -> FeaturesResult:
     folder.mkdir(parents=True, exist_ok=True)
     sites = [asdict(s) | {"selective_share": s.selective_share} for s in build.summaries]
     pages = Path(os.path.relpath(build.store.root / "html" / "index.html", folder)).as_posix() if config.html else None
-    summary = {"sites": sites, "sae": build.sae_metrics, "seconds": {k: round(v, 1) for k, v in build.seconds.items()},
+    from .labels import store_negative_agreement
+
+    negatives = [asdict(a) | {"agree_share": a.agree_share, "chance_share": a.chance_share}
+                 for a in store_negative_agreement(build.store)]
+    summary = {"sites": sites, "negatives": negatives, "mode": build.store.mode_description,
+               "sae": build.sae_metrics, "seconds": {k: round(v, 1) for k, v in build.seconds.items()},
                "store": str(build.store.root), "pages": pages}
     _selectivity_figure(sites, folder)
     return FeaturesResult(config, summary, folder=folder)
@@ -82,7 +95,9 @@ def add_commands(actions) -> None:
     describe = actions.add_parser("describe", help="a feature's labels and top examples")
     describe.add_argument("feature", help="SITE:INDEX, e.g. encoder.blocks.2.mlp.hook_post:17 or "
                                           "sae:encoder.blocks.3.hook_resid_post:42")
-    describe.add_argument("--store", default=None, help="store folder (default runs/features/tiny.en/short)")
+    describe.add_argument("--store", default=None,
+                          help="store folder (default runs/features/tiny.en/MODE, as `run` chooses MODE here, "
+                               "else the main job's runs/main/features/store)")
     describe.add_argument("--examples", type=int, default=10)
     describe.set_defaults(run=run_describe)
 
@@ -94,6 +109,11 @@ def add_commands(actions) -> None:
     summary.add_argument("--store", default=None)
     summary.set_defaults(run=run_summary)
 
+    negatives = actions.add_parser("negatives", help="per MLP site: does a neuron's negative (pre-GELU) side "
+                                                     "fire on the phone its positive side fires on?")
+    negatives.add_argument("--store", default=None)
+    negatives.set_defaults(run=run_negatives)
+
     export = actions.add_parser("export", help="write the listening pages (HTML, audio, spectrograms)")
     export.add_argument("--store", default=None)
     export.add_argument("--sites", default=None, help="comma-separated sites (default: all)")
@@ -104,10 +124,19 @@ def add_commands(actions) -> None:
     export.set_defaults(run=run_export)
 
 
+MAIN_JOB_STORE = Path("runs") / "main" / "features" / "store"  # where `whisperlens run` keeps it
+
+
 def _store(path: str | None):
+    """The store at `path`; by default the one `features run` writes, else the main job's."""
     from .store import FeatureStore
 
-    return FeatureStore(Path(path) if path else FeaturesConfig().store_dir())  # where `run` writes by default
+    if path:
+        return FeatureStore(Path(path))
+    default = FeaturesConfig().store_dir()
+    if not (default / "manifest.json").exists() and (MAIN_JOB_STORE / "manifest.json").exists():
+        return FeatureStore(MAIN_JOB_STORE)
+    return FeatureStore(default)
 
 
 def run_describe(args) -> int:
@@ -128,6 +157,23 @@ def run_summary(args) -> int:
     from .labels import site_summaries, summary_table
 
     print(summary_table(site_summaries(_store(args.store))))
+    return 0
+
+
+def run_negatives(args) -> int:
+    from .labels import negative_table, store_negative_agreement
+
+    store = _store(args.store)
+    agreements = store_negative_agreement(store)
+    if not agreements:
+        from ..errors import WhisperLensError
+
+        raise WhisperLensError(f"{store.root}: no site kept negative examples (harvest encoder MLP neurons)")
+    print(negative_table(agreements))
+    print(f"\n{store.manifest['model']}, {store.mode_description}, {len(store.clip_ids)} clips. \"both\": "
+          "selective on the positive (post-GELU top-k) and the negative (pre-GELU bottom-k) side; \"same phone\": "
+          "both sides' top phone is the same; \"chance\": the share expected if each neuron's negative side "
+          "were another's.")
     return 0
 
 
