@@ -1,8 +1,8 @@
 """The locality study: the config, run(config, context), the result and its views.
 
-    whisperlens locality run                                   # tiny.en, the quick default (minutes)
-    whisperlens locality run --per-voice 23 --asterisk 40 --head-clips 64 --stat-clips 32 \\
-        --removal-words 200 --relevance-clips 12                # the issue's full setting (207 clips, 200 words)
+    whisperlens locality run                                   # tiny.en, the default (72 clips, 100 words; minutes)
+    whisperlens locality run --per-voice 23 --asterisk 20 --head-clips 8 --stat-clips 8 \\
+        --removal-words 200 --relevance-clips 4                 # the issue's ≥ 200 setting (207 clips, 200 words)
     whisperlens locality remove AUDIO --word "questions"       # one edit, original and edited transcript
 """
 
@@ -41,12 +41,12 @@ class LocalityConfig(CorpusStudyConfig):
     """Encoder locality: per-head locality statistics, the ±k band sweep, word removal in embedding
     space, and relevance maps with a faithfulness test."""
 
-    corpus: CorpusSelection = field(default_factory=lambda: CorpusSelection(per_voice=2))
+    corpus: CorpusSelection = field(default_factory=lambda: CorpusSelection(per_voice=8))
     half_widths: tuple[int, ...] = (200, 100, 75, 50, 20, 10, 5)  # band half-widths k of the sweep (with no mask)
-    asterisk: int = 4  # Asterisk English prompts (real speech, up to 4 s) in the band sweep; 0: none
+    asterisk: int = 8  # Asterisk English prompts (real speech, up to 4 s) in the band sweep; 0: none
     stat_clips: int = 4  # clips (the selection's first) whose attention gives the per-head statistics
-    head_clips: int = 4  # clips (the selection's first) decoded with each head masked to k=10 alone
-    removal_words: int = 40  # target words of the word-removal test (from clips transcribed exactly)
+    head_clips: int = 8  # clips (the selection's first) decoded with each head masked to k=10 alone
+    removal_words: int = 100  # target words of the word-removal test (from clips transcribed exactly)
     margins: tuple[int, ...] = (0, 2, 5)  # frames added each side of a word's span
     relevance_clips: int = 2  # clips whose relevance maps are computed (perturbation test, relevance targeting)
     max_tokens: int = 48  # token limit of each decode; a transcript that reaches it counts as a repetition
