@@ -5,7 +5,10 @@ The job: greedy transcripts of N English corpus clips under every ±k band on al
 
 - study: `whisperlens.studies.locality.sweep.decode_masks`: one clean encoder pass per batch of
   clips keeps every block's input; each mask resumes from the first block it touches (a mask on
-  one head of the last layer reruns one block) and decodes the whole batch at once;
+  one head of the last layer reruns one block); a band on every head attends chunk by chunk to
+  the keys it reaches only; the outputs of several masks decode together (64 rows), finished rows
+  leave the batch, and the cross-attention keys and values are computed once per output and shared
+  with the teacher-forced scoring;
 - naive transcribe: openai's `transcribe`, one clip at a time and one mask at a time, the mask
   applied with the `AttentionMask` intervention: a full encoder pass and a batch-of-one decode
   every time;
@@ -20,7 +23,8 @@ is much of what a position sees, so many masked transcripts differ.
 The study also scores each reference teacher-forced (one more decoder pass per mask and batch),
 which the naive ways do not.
 
-    python benchmarks/bench_locality.py [--corpus DIR] [--clips 8] [--model tiny.en] [--threads 1] [--no-heads]
+    python benchmarks/bench_locality.py [--corpus DIR] [--clips 4] [--model tiny.en] [--threads N] [--no-heads]
+        [--no-naive-decode]
 """
 
 from __future__ import annotations
@@ -35,11 +39,12 @@ import torch
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default=None, help="corpus folder (default: the default corpus)")
-    parser.add_argument("--clips", type=int, default=8, help="English clips (default 8)")
+    parser.add_argument("--clips", type=int, default=4, help="English clips (default 4)")
     parser.add_argument("--model", default="tiny.en")
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     parser.add_argument("--no-heads", action="store_true", help="only the all-heads bands, not each head at k=10")
+    parser.add_argument("--no-naive-decode", action="store_true", help="time only the naive `transcribe`")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -71,7 +76,8 @@ def main() -> None:
         return decode(model, clip_mels(model, [clip]), args.max_tokens, timestamps=True)[0].text.strip()
 
     print(f"study             {study_seconds:7.1f} s  {total / study_seconds:6.2f} transcripts/s")
-    for name, transcribe_one in (("naive transcribe", transcribe), ("naive decode", decode_alone)):
+    naive = [("naive transcribe", transcribe)] + ([] if args.no_naive_decode else [("naive decode", decode_alone)])
+    for name, transcribe_one in naive:
         start = time.perf_counter()
         texts = []
         for mask in masks:

@@ -16,8 +16,17 @@ from whisperlens.cli import main
 from whisperlens.corpus import CorpusConfig, build_corpus
 from whisperlens.corpus.selection import CorpusSelection
 from whisperlens.interventions import AttentionMask, Patch
+from whisperlens.models.loading import tokenizer_for
 from whisperlens.studies.locality import STUDY, LocalityConfig, LocalityResult
-from whisperlens.studies.locality.encode import block_inputs, encode_from, padding_features
+from whisperlens.studies.locality.encode import (
+    banded_encoder_output,
+    block_inputs,
+    encode_from,
+    padding_features,
+    reference_log_prob,
+    teacher_tokens,
+)
+from whisperlens.studies.locality.greedy import concat_kv, cross_kv, greedy_decode, replace_kv_positions
 from whisperlens.studies.locality.heads import head_locality
 from whisperlens.studies.locality.relevance import normalised_residual, rollout, seed_relevance
 from whisperlens.studies.locality.removal import (
@@ -30,7 +39,7 @@ from whisperlens.studies.locality.removal import (
 from whisperlens.studies.locality.targeting import peak_run
 from whisperlens.study import ModelSpec, StudyContext, blocks_as_text
 from whisperlens.study.runner import run_study
-from whisperlens.transcripts import clip_mels
+from whisperlens.transcripts import clip_mels, decode
 
 # decoding runs many small steps: see conftest.one_torch_thread
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -60,6 +69,37 @@ def test_a_band_of_1500_or_more_equals_no_mask_and_a_resumed_pass_equals_a_full_
     torch.testing.assert_close(narrow_last, narrow_full, atol=1e-5, rtol=1e-5)
     assert (narrow_last - clean).abs().max() > 1e-3  # the mask on one head does change the output
     assert (narrow_everywhere - clean).abs().max() > 1e-1
+    for k in (10, 200):  # the chunked band of the sweep against the AttentionMask intervention
+        with torch.no_grad():
+            dense = encode_from(tiny, inputs, 0, [AttentionMask(half_width=k)])
+        torch.testing.assert_close(banded_encoder_output(tiny, inputs[0], k), dense, atol=2e-3, rtol=1e-3)
+
+
+def test_the_study_decoder_gives_openai_decodes_transcripts_and_scores_on_shared_keys(tiny, fox_mel, fox):
+    """greedy_decode (finished rows leave the batch; cross-attention keys computed once, or edited)
+    against openai's decode on the same encoder outputs: a clean one, one under a k=5 band (a
+    near-empty transcript) and one with a span replaced, under a token limit that the clean row reaches
+    and the banded row does not."""
+    padding = padding_features(tiny)
+    with torch.no_grad():
+        inputs, clean = block_inputs(tiny, fox_mel)
+    looping = banded_encoder_output(tiny, inputs[0], 5)
+    edited = replace_positions(tiny, clean, padding, range(20, 40))
+    features = torch.cat([clean, looping, edited])
+    kv = concat_kv([cross_kv(tiny, torch.cat([clean, looping])),
+                    replace_kv_positions(cross_kv(tiny, clean), cross_kv(tiny, padding), 0, range(20, 40))])
+    ours = greedy_decode(tiny, kv, 8)
+    theirs = decode(tiny, features, 8, timestamps=True)
+    assert [(r.text, r.tokens) for r in ours] == [(r.text, list(r.tokens)) for r in theirs]
+    assert len(ours[0].tokens) == 8 > len(ours[1].tokens)  # the clean row ran to the limit; the banded row ended
+    assert ours[2].text != ours[0].text
+    tokenizer = tokenizer_for(tiny)
+    tokens, lengths = teacher_tokens(tokenizer, [fox.text] * 3, tiny.dims.n_text_ctx)
+    prompt = len(tokenizer.sot_sequence_including_notimestamps)
+    with torch.no_grad():
+        log_probs = tiny.decoder(tokens, features).log_softmax(-1)
+    expected = log_probs[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0][:, prompt - 1: lengths[0] - 1].mean(-1)
+    np.testing.assert_allclose(reference_log_prob(tiny, kv, tokens, lengths, prompt), expected.numpy(), atol=1e-4)
 
 
 def test_under_a_band_of_10_every_head_keeps_its_attention_within_10_frames(tiny, fox):

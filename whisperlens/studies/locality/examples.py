@@ -8,22 +8,25 @@ from collections.abc import Sequence
 import torch
 
 from ...audio import log_mel
-from ...interventions import AttentionMask, Patch
+from ...interventions import Patch
 from ...transcripts import decode, word_timings
-from .encode import padding_features
+from .encode import block_inputs, padding_features
+from .greedy import concat_kv, cross_kv, greedy_decode, replace_kv_positions
 from .removal import OUTPUT_HOOK
 
 EXAMPLE_MAX_TOKENS = 96  # the example is 6.5 s, about 30 tokens: room for a loop to show
 
 
 def example_transcripts(model, audio, half_widths: Sequence[int | None]) -> list[dict]:
-    """The example's greedy transcript with the ±k band on every head, per k."""
-    mel = log_mel(audio, model.dims.n_mels)[None]
-    rows = []
-    for k in half_widths:
-        with model.intervene(*([] if k is None else [AttentionMask(half_width=k)])):
-            rows.append({"half_width": k, "text": decode(model, mel, EXAMPLE_MAX_TOKENS, timestamps=True)[0].text.strip()})
-    return rows
+    """The example's greedy transcript with the ±k band on every head, per k: one clean pass, each
+    band from its block inputs as in the sweep, every k decoded together."""
+    from .sweep import global_masks, masked_output
+
+    inputs, clean = block_inputs(model, log_mel(audio, model.dims.n_mels)[None])
+    masks = global_masks(half_widths)
+    kv = concat_kv([cross_kv(model, masked_output(model, inputs, clean, mask)) for mask in masks])
+    return [{"half_width": mask.half_width, "text": result.text}
+            for mask, result in zip(masks, greedy_decode(model, kv, EXAMPLE_MAX_TOKENS), strict=True)]
 
 
 def remove_span(model, audio, start: int, stop: int, padding: torch.Tensor | None = None,
@@ -51,7 +54,6 @@ def seed_edits(model, audio, spans: list[dict]) -> list[dict]:
     """The seeds' two edits (frames 0-50, and 150-175), and the spans Whisper's timestamps give for
     the first two words and for 'hot questions' (the words the seeds' edits removed from their
     clip, which is slower than ours), each with its transcript."""
-    padding = padding_features(model)
     edits = [("frames 0-50 (seed: removes the first two words)", 0, 50),
              ("frames 150-175 (seed's middle span, 3.0-3.5 s)", 150, 175)]
     words = [span["word"].lower().strip(".,") for span in spans]
@@ -62,5 +64,9 @@ def seed_edits(model, audio, spans: list[dict]) -> list[dict]:
         if words[i: i + 2] == ["hot", "questions"]:
             edits.append(("Whisper's timestamps for 'hot questions'", spans[i]["frames"][0], spans[i + 1]["frames"][1]))
             break
-    return [{"edit": name, "start": start, "stop": stop, "text": remove_span(model, audio, start, stop, padding)}
-            for name, start, stop in edits]
+    with torch.no_grad():
+        clean = cross_kv(model, model.run(log_mel(audio, model.dims.n_mels)[None]))
+    padding = cross_kv(model, padding_features(model))
+    kv = concat_kv([replace_kv_positions(clean, padding, 0, range(start, stop)) for _, start, stop in edits])
+    return [{"edit": name, "start": start, "stop": stop, "text": result.text}
+            for (name, start, stop), result in zip(edits, greedy_decode(model, kv, EXAMPLE_MAX_TOKENS), strict=True)]

@@ -29,7 +29,7 @@ from ...audio import encoder_positions
 from ...models.loading import tokenizer_for
 from ...transcripts import clip_mels
 from .encode import reference_log_prob, teacher_tokens
-from .removal import replace_positions
+from .greedy import DECODE_ROWS, CrossKV, concat_kv, replace_kv_positions
 
 MAPS = ("seed", "chefer", "rollout", "cross_attention")
 FRACTIONS = tuple(round(0.1 * i, 1) for i in range(11))  # shares of a clip's frames removed
@@ -160,19 +160,22 @@ def removal_orders(scores: np.ndarray, rng: np.random.Generator) -> dict[str, np
     return orders
 
 
-def perturbation_curves(model, clip, features: torch.Tensor, padding: torch.Tensor, orders: dict[str, np.ndarray],
-                        fractions: Sequence[float] = FRACTIONS, tokenizer=None, batch_size: int = 16) -> dict[str, np.ndarray]:
+def perturbation_curves(model, clip, kv: CrossKV, padding_kv: CrossKV, orders: dict[str, np.ndarray],
+                        fractions: Sequence[float] = FRACTIONS, tokenizer=None,
+                        batch_size: int = DECODE_ROWS) -> dict[str, np.ndarray]:
     """Per order: the reference's mean teacher-forced log-probability after replacing the first
-    fraction of its frames (in that order) with the padding-only audio's output, at each fraction."""
+    fraction of its frames (in that order) with the padding-only audio's output, at each fraction.
+    `kv` is the clip's cross-attention keys and values (batch of 1), edited row by row as
+    `removal.run_edits` does."""
     tokenizer = tokenizer or tokenizer_for(model)
     tokens, lengths = teacher_tokens(tokenizer, [clip.text], model.dims.n_text_ctx)
     prompt = len(tokenizer.sot_sequence_including_notimestamps)
-    edited = [replace_positions(model, features, padding, sorted(order[: round(fraction * len(order))].tolist()))
-              for order in orders.values() for fraction in fractions]
+    edited = [sorted(order[: round(fraction * len(order))].tolist()) for order in orders.values() for fraction in fractions]
     values = []
     for start in range(0, len(edited), batch_size):
-        chunk = torch.cat(edited[start: start + batch_size])
-        values.append(reference_log_prob(model, chunk, tokens.expand(len(chunk), -1), lengths * len(chunk), prompt))
+        chunk = concat_kv([replace_kv_positions(kv, padding_kv, 0, positions) for positions in edited[start: start + batch_size]])
+        n = chunk[0][0].shape[0]
+        values.append(reference_log_prob(model, chunk, tokens.expand(n, -1), lengths * n, prompt))
     curves = np.concatenate(values).reshape(len(orders), len(fractions))
     return dict(zip(orders, curves, strict=True))
 

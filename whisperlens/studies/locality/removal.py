@@ -3,10 +3,11 @@ of the padding-only audio's output (the seeds' edit), with the `Patch` intervent
 function, and the word's frames found three ways: the corpus's alignment, Whisper's word
 timestamps, and the word's relevance map.
 
-Each clip's clean encoder output is computed once; every edit of it is that output passed
-through `Patch(...).hook_fn()` (what the intervention does at `encoder.hook_ln_post` in a full
-pass, which would rerun the encoder for each of hundreds of edits), and the edits are decoded
-in batches.
+Each clip's clean encoder output is computed once, and with it the decoder's cross-attention
+keys and values; an edit replaces the same rows of those with the padding-only audio's (what the
+`Patch` intervention at `encoder.hook_ln_post` does to the encoder output in a full pass, which
+would rerun the encoder for each of hundreds of edits; a test checks the two agree), and the
+edits are decoded in batches, each with a token limit fitted to its clip.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import torch
 from ...audio import encoder_positions
 from ...interventions import Patch
 from ...stream import FRAME_SECONDS
-from ...transcripts import clip_batches, clip_mels, decode, word_splitter
+from ...transcripts import clip_batches, clip_mels, word_splitter
+from .greedy import DECODE_ROWS, CrossKV, concat_kv, cross_kv, decoder_cache, greedy_decode, replace_kv_positions
 
 OUTPUT_HOOK = "encoder.hook_ln_post"
 MARGINS = (0, 2, 5)  # frames added on each side of a word's span (0, 40 and 100 ms)
@@ -52,16 +54,31 @@ class Edit:
     stop: int
 
 
-def whisper_word_times(model, tokenizer, clip) -> list[tuple[str, float, float]] | None:
+class _DecoderOnly:
+    """What openai's `find_alignment` sees as the model when the clip's encoder output is known: its
+    call `model(mel, tokens)` runs the decoder on the cached cross-attention keys and values instead
+    of encoding `mel` again (find_alignment has no argument for encoder outputs)."""
+
+    def __init__(self, model, kv: CrossKV):
+        self._model, self._kv = model, kv
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def __call__(self, mel, tokens):
+        return self._model.decoder(tokens, self._kv[0][0][:, :1], kv_cache=decoder_cache(self._model, self._kv))
+
+
+def whisper_word_times(model, tokenizer, clip, kv: CrossKV) -> list[tuple[str, float, float]] | None:
     """Whisper's word timestamps for the clip's reference text: openai's `find_alignment` (the
     cross-attention of the alignment heads, DTW-aligned), which `transcribe(word_timestamps=True)`
-    runs on its own transcript. None when its words do not line up with the reference's."""
+    runs on its own transcript; `kv` is the clip's cross-attention keys and values (batch of 1).
+    None when its words do not line up with the reference's."""
     from whisper.timing import find_alignment
 
-    mel = clip_mels(model, [clip])[0]
     tokens = tokenizer.encode(" " + clip.text.strip())
     with torch.no_grad():
-        timings = find_alignment(model, tokenizer, tokens, mel, len(clip.audio) // 160)
+        timings = find_alignment(_DecoderOnly(model, kv), tokenizer, tokens, kv[0][0][0], len(clip.audio) // 160)
     words = [(timing.word.strip(), timing.start, timing.end) for timing in timings if timing.word.strip()]
     return words if [w for w, _, _ in words] == [w for w, _, _ in clip.words] else None
 
@@ -81,27 +98,40 @@ def neighbour_lost(words: Sequence[str], index: int, output: Sequence[str]) -> b
     return any(0 <= i < len(words) and have[words[i]] < want[words[i]] for i in (index - 1, index + 1))
 
 
-def clean_features(model, clips: Sequence, batch_size: int) -> tuple[torch.Tensor, list[str]]:
-    """Every clip's encoder output (clips, 1500, d) and its unedited transcript."""
+def clean_features(model, clips: Sequence, batch_size: int, max_tokens: int) -> tuple[CrossKV, list[str]]:
+    """Every clip's cross-attention keys and values of its encoder output (`greedy.cross_kv`) and its
+    unedited transcript."""
     parts, texts = [], []
     for batch in clip_batches(clips, batch_size):
         with torch.no_grad():
-            features = model.run(clip_mels(model, batch))
-        parts.append(features)
-        texts += [result.text for result in decode(model, features, timestamps=True)]
-    return torch.cat(parts), texts
+            kv = cross_kv(model, model.run(clip_mels(model, batch)))
+        parts.append(kv)
+        texts += [result.text for result in greedy_decode(model, kv, max_tokens)]
+    return concat_kv(parts), texts
 
 
-def run_edits(model, clips: Sequence, features: torch.Tensor, padding: torch.Tensor, edits: Sequence[Edit],
-              batch_size: int, progress=None) -> list[list[str]]:
-    """Each edit's transcript, as words."""
+def edit_token_limit(clip, max_tokens: int) -> int:
+    """Tokens an edit of `clip` may take: twice the reference's words plus a few timestamps, within
+    `max_tokens`. The scores count words the output keeps or loses, and an output past this length
+    is a loop either way."""
+    return min(max_tokens, 2 * len(clip.words) + 8)
+
+
+def run_edits(model, clips: Sequence, kv: CrossKV, padding_kv: CrossKV, edits: Sequence[Edit], max_tokens: int,
+              progress=None, batch_size: int = DECODE_ROWS) -> list[list[str]]:
+    """Each edit's transcript, as words. An edit replaces rows of the clip's cross-attention keys and
+    values with the padding-only audio's (as `replace_positions` does to the encoder output), so no
+    encoder or key-value projection reruns; edits of clips of one length decode together."""
     words_of = word_splitter()
-    outputs: list[list[str]] = []
-    for batch in clip_batches(edits, batch_size, progress, desc="word removal"):
-        edited = torch.cat([replace_positions(model, features[e.clip: e.clip + 1], padding, range(e.start, e.stop))
-                            for e in batch])
-        outputs += [words_of(result.text) for result in decode(model, edited, timestamps=True)]
-    return outputs
+    outputs: dict[int, list[str]] = {}
+    order = sorted(range(len(edits)), key=lambda i: edit_token_limit(clips[edits[i].clip], max_tokens))
+    for batch in clip_batches(order, batch_size, progress, desc="word removal"):
+        edited = concat_kv([replace_kv_positions(kv, padding_kv, edits[i].clip, range(edits[i].start, edits[i].stop))
+                            for i in batch])
+        limit = max(edit_token_limit(clips[edits[i].clip], max_tokens) for i in batch)
+        for i, result in zip(batch, greedy_decode(model, edited, limit), strict=True):
+            outputs[i] = words_of(result.text)
+    return [outputs[i] for i in range(len(edits))]
 
 
 def plan_edits(clips: Sequence, spans: dict[str, Callable[[int], list | None]], margins: Sequence[int],

@@ -1,8 +1,8 @@
 """The locality study: the config, run(config, context), the result and its views.
 
-    whisperlens locality run                                   # tiny.en, the quick default (minutes)
-    whisperlens locality run --per-voice 23 --asterisk 40 --head-clips 64 --stat-clips 32 \\
-        --removal-words 200 --relevance-clips 12                # the issue's full setting (207 clips, 200 words)
+    whisperlens locality run                                   # tiny.en, the default (72 clips, 100 words; minutes)
+    whisperlens locality run --per-voice 23 --asterisk 20 --head-clips 8 --stat-clips 8 \\
+        --removal-words 200 --relevance-clips 4                 # the issue's ≥ 200 setting (207 clips, 200 words)
     whisperlens locality remove AUDIO --word "questions"       # one edit, original and edited transcript
 """
 
@@ -24,6 +24,7 @@ from . import figures
 from .command import add_commands
 from .encode import padding_features
 from .examples import example_transcripts, seed_edits, word_spans
+from .greedy import cross_kv, select_rows
 from .heads import LOCAL_SHARE, LOCAL_WINDOW, MEASURES, SCOPES, WINDOWS, head_locality
 from .relevance import FRACTIONS, MAPS, area, clip_maps, perturbation_curves, removal_orders
 from .removal import clean_features, plan_edits, run_edits, score_edits, summarise_edits, whisper_word_times
@@ -40,12 +41,12 @@ class LocalityConfig(CorpusStudyConfig):
     """Encoder locality: per-head locality statistics, the ±k band sweep, word removal in embedding
     space, and relevance maps with a faithfulness test."""
 
-    corpus: CorpusSelection = field(default_factory=lambda: CorpusSelection(per_voice=2))
+    corpus: CorpusSelection = field(default_factory=lambda: CorpusSelection(per_voice=8))
     half_widths: tuple[int, ...] = (200, 100, 75, 50, 20, 10, 5)  # band half-widths k of the sweep (with no mask)
-    asterisk: int = 4  # Asterisk English prompts (real speech, up to 4 s) in the band sweep; 0: none
+    asterisk: int = 8  # Asterisk English prompts (real speech, up to 4 s) in the band sweep; 0: none
     stat_clips: int = 4  # clips (the selection's first) whose attention gives the per-head statistics
-    head_clips: int = 4  # clips (the selection's first) decoded with each head masked to k=10 alone
-    removal_words: int = 12  # target words of the word-removal test (from clips transcribed exactly)
+    head_clips: int = 8  # clips (the selection's first) decoded with each head masked to k=10 alone
+    removal_words: int = 100  # target words of the word-removal test (from clips transcribed exactly)
     margins: tuple[int, ...] = (0, 2, 5)  # frames added each side of a word's span
     relevance_clips: int = 2  # clips whose relevance maps are computed (perturbation test, relevance targeting)
     max_tokens: int = 48  # token limit of each decode; a transcript that reaches it counts as a repetition
@@ -165,7 +166,7 @@ def relevance_section(model, clips, config: LocalityConfig, folder, audio) -> di
                              f"{config.model.model}: encoder relevance on the bundled example (speech ends at the dashed line)")
     after = seed[n_example + 50:]  # output rows well past the speech
     back = after[:, max(0, n_example - 25): n_example].sum(1) / np.maximum(after.sum(1), 1e-12)
-    padding = padding_features(model)
+    padding_kv = cross_kv(model, padding_features(model))
     tokenizer = tokenizer_for(model)
     rng = np.random.default_rng(config.seed)
     curves: dict[str, list[np.ndarray]] = {}
@@ -174,8 +175,8 @@ def relevance_section(model, clips, config: LocalityConfig, folder, audio) -> di
         maps = clip_maps(model, clip, tokenizer)
         token_maps[index] = maps
         with torch.no_grad():
-            features = model.run(log_mel(np.asarray(clip.audio, dtype=np.float32), model.dims.n_mels)[None])
-        for key, curve in perturbation_curves(model, clip, features, padding, removal_orders(maps.scores, rng),
+            kv = cross_kv(model, model.run(log_mel(np.asarray(clip.audio, dtype=np.float32), model.dims.n_mels)[None]))
+        for key, curve in perturbation_curves(model, clip, kv, padding_kv, removal_orders(maps.scores, rng),
                                               tokenizer=tokenizer).items():
             curves.setdefault(key, []).append(curve)
     mean_curves = {key: np.mean(values, axis=0).round(4).tolist() for key, values in curves.items()}
@@ -212,15 +213,16 @@ def removal_section(model, clips, config: LocalityConfig, token_maps: dict, prog
     tokenizer = tokenizer_for(model)
     # Clips hold 3-7 words: half as many clips as words is plenty even when some are mistranscribed.
     candidates = clips[: max(config.removal_words // 2 + 1, config.relevance_clips)]
-    features, texts = clean_features(model, candidates, config.batch_size)
+    kv, texts = clean_features(model, candidates, config.batch_size, config.max_tokens)
     exact = [words_of(text) == words_of(clip.text) for clip, text in zip(candidates, texts)]
-    whisper_times = {i: whisper_word_times(model, tokenizer, clip) if exact[i] else None for i, clip in enumerate(candidates)}
+    whisper_times = {i: whisper_word_times(model, tokenizer, clip, select_rows(kv, slice(i, i + 1))) if exact[i] else None
+                     for i, clip in enumerate(candidates)}
     spans = {"alignment": lambda i: [(s, e) for _, s, e in candidates[i].words] if exact[i] else None,
              "whisper": lambda i: None if whisper_times[i] is None else [(s, e) for _, s, e in whisper_times[i]],
              "relevance": lambda i: (relevance_spans(tokenizer, candidates[i], token_maps[i])
                                      if exact[i] and i in token_maps else None)}
     edits = plan_edits(candidates, spans, config.margins, config.removal_words)
-    outputs = run_edits(model, candidates, features, padding_features(model), edits, config.batch_size, progress)
+    outputs = run_edits(model, candidates, kv, cross_kv(model, padding_features(model)), edits, config.max_tokens, progress)
     scores = score_edits(candidates, edits, outputs)
     offsets = {"starts": [], "ends": []}
     for i, times in whisper_times.items():

@@ -6,6 +6,9 @@ scored teacher-forced on the same encoder output.
 The masks are `AttentionMask` interventions. Each batch's clean encoder pass keeps every block's
 input, and a mask that starts at block L resumes from block L's input (`encode.encode_from`),
 so masking one head of the last layer costs one block, not four, and "no mask" is the clean pass.
+A band on every head runs chunk by chunk over the keys it reaches (`encode.banded_encoder_output`).
+Decoding drops finished rows and shares the cross-attention keys and values with the
+teacher-forced scoring (`greedy`).
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
 
+from ...audio import N_ENCODER_FRAMES
 from ...interventions import AttentionMask
 from ...models.loading import tokenizer_for
-from ...transcripts import clip_batches, clip_mels, decode
-from .encode import block_inputs, encode_from, reference_log_prob, teacher_tokens
+from ...transcripts import clip_batches, clip_mels
+from .encode import banded_encoder_output, block_inputs, encode_from, reference_log_prob, teacher_tokens
+from .greedy import DECODE_ROWS, concat_kv, cross_kv, greedy_decode
 from .scoring import Transcripts
 
 HALF_WIDTHS = (None, 200, 100, 75, 50, 20, 10, 5)  # None: no mask (each position sees all 1500)
@@ -69,18 +74,34 @@ def group_masks(local: Sequence[tuple[int, int]], global_: Sequence[tuple[int, i
     return [BandMask(family, half_width, tuple(heads)) for family, heads in (("local", local), ("global", global_)) if heads]
 
 
+def masked_output(model, inputs, clean, mask: BandMask):
+    """The encoder output under `mask`, from the clean pass's block inputs."""
+    if mask.family == "all" and mask.half_width is not None and mask.half_width < N_ENCODER_FRAMES - 1:
+        return banded_encoder_output(model, inputs[0], mask.half_width)
+    return encode_from(model, inputs, mask.first_block, mask.interventions(), clean)
+
+
 def decode_masks(model, clips: Sequence, masks: Sequence[BandMask], max_tokens: int, batch_size: int,
-                 progress=None, desc: str = "band sweep") -> list[Transcripts]:
-    """Each clip's greedy transcript and reference log-probability under each mask."""
+                 progress=None, desc: str = "band sweep", decode_rows: int = DECODE_ROWS) -> list[Transcripts]:
+    """Each clip's greedy transcript and reference log-probability under each mask. The encoder runs
+    on `batch_size` clips at a time; the decoder on the outputs of several masks at once (about
+    `decode_rows` rows): a decoding step costs nearly the same for 1 row as for 64 (it reads the
+    whole unembedding), and a batch runs as many steps as its longest transcript."""
     tokenizer = tokenizer_for(model)
     prompt = len(tokenizer.sot_sequence_including_notimestamps)
     outputs = [Transcripts.empty() for _ in masks]
     for batch in clip_batches(clips, batch_size, progress, desc):
         inputs, clean = block_inputs(model, clip_mels(model, batch))
         tokens, lengths = teacher_tokens(tokenizer, [clip.text for clip in batch], model.dims.n_text_ctx)
-        for output, mask in zip(outputs, masks, strict=True):
-            features = encode_from(model, inputs, mask.first_block, mask.interventions(), clean)
-            results = decode(model, features, max_tokens, timestamps=True)
-            output.extend(results, reference_log_prob(model, features, tokens, lengths, prompt), max_tokens)
+        per_group = max(1, decode_rows // len(batch))
+        for first in range(0, len(masks), per_group):
+            group = list(zip(outputs, masks, strict=True))[first: first + per_group]
+            kv = concat_kv([cross_kv(model, masked_output(model, inputs, clean, mask)) for _, mask in group])
+            results = greedy_decode(model, kv, max_tokens)
+            log_prob = reference_log_prob(model, kv, tokens.repeat(len(group), 1), lengths * len(group), prompt)
+            for index, (output, _) in enumerate(group):
+                rows = slice(index * len(batch), (index + 1) * len(batch))
+                output.extend(results[rows], log_prob[rows], max_tokens)
+            del kv
         del inputs, clean
     return outputs
