@@ -15,6 +15,7 @@ from whisperlens.audio import encoder_positions
 from whisperlens.cli import main
 from whisperlens.corpus import CorpusConfig, build_corpus
 from whisperlens.corpus.selection import CorpusSelection
+from whisperlens.greedy import concat_kv, cross_kv, greedy_decode, replace_kv_positions
 from whisperlens.interventions import AttentionMask, Patch
 from whisperlens.models.loading import tokenizer_for
 from whisperlens.studies.locality import STUDY, LocalityConfig, LocalityResult
@@ -22,11 +23,9 @@ from whisperlens.studies.locality.encode import (
     banded_encoder_output,
     block_inputs,
     encode_from,
-    padding_features,
     reference_log_prob,
     teacher_tokens,
 )
-from whisperlens.studies.locality.greedy import concat_kv, cross_kv, greedy_decode, replace_kv_positions
 from whisperlens.studies.locality.heads import head_locality
 from whisperlens.studies.locality.relevance import normalised_residual, rollout, seed_relevance
 from whisperlens.studies.locality.removal import (
@@ -39,7 +38,7 @@ from whisperlens.studies.locality.removal import (
 from whisperlens.studies.locality.targeting import peak_run
 from whisperlens.study import ModelSpec, StudyContext, blocks_as_text
 from whisperlens.study.runner import run_study
-from whisperlens.transcripts import clip_mels, decode
+from whisperlens.transcripts import clip_mels, decode, padding_features
 
 # decoding runs many small steps: see conftest.one_torch_thread
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -18,6 +18,7 @@ from whisperlens.cli import main
 from whisperlens.corpus import CorpusConfig, build_corpus
 from whisperlens.corpus.selection import CorpusSelection
 from whisperlens.errors import WhisperLensError
+from whisperlens.greedy import cross_kv, greedy_decode
 from whisperlens.interventions import AttentionMask
 from whisperlens.patching import (
     LabelledArray,
@@ -29,9 +30,8 @@ from whisperlens.patching import (
     patch_sites,
 )
 from whisperlens.studies.patching import PatchingResult
-from whisperlens.studies.patching.greedy import MAX_TOKENS, greedy_texts
 from whisperlens.studies.patching.matrix import layer_matrix
-from whisperlens.studies.patching.outcome import outcome_of
+from whisperlens.studies.patching.outcome import MAX_TOKENS, outcome_of
 from whisperlens.studies.patching.pairs import minimal_pairs, patch_pairs
 from whisperlens.transcripts import decode, decoding_options
 
@@ -295,7 +295,8 @@ def test_greedy_decoder_detects_the_language_as_whisper_does(pair_corpus):
     with torch.inference_mode():
         features = base.encoder(mels)
         expected = [r.text for r in whisper.decode(base, features, options)]
-        assert greedy_texts(base, features, None) == expected
+        ours = greedy_decode(base, cross_kv(base, features), MAX_TOKENS, timestamps=False, language=None)
+        assert [decoded.text for decoded in ours] == expected
 
 
 def test_study_rejects_bad_settings_before_writing(pair_corpus, tmp_path, capsys):

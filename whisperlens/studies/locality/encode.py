@@ -11,9 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...audio import SAMPLE_RATE, log_mel
+from ...greedy import CrossKV, decoder_cache
 from ...stream import clip_tokens
-from .greedy import CrossKV, decoder_cache
 
 
 def block_inputs(model, mels: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -62,13 +61,6 @@ def banded_encoder_output(model, x: torch.Tensor, half_width: int, chunk: int = 
             x = x + attention.out(z.transpose(1, 2).flatten(start_dim=2))
             x = x + block.mlp(block.mlp_ln(x))
         return model.encoder.ln_post(x)
-
-
-def padding_features(model) -> torch.Tensor:
-    """The encoder output (1, 1500, d) of audio that is all padding: one second of silence padded
-    to 30 s, as the seeds' `final_layer_output_for_padded_input`."""
-    with torch.no_grad():
-        return model.run(log_mel(np.zeros(SAMPLE_RATE, dtype=np.float32), model.dims.n_mels))
 
 
 def teacher_tokens(tokenizer, texts: Sequence[str], max_tokens: int) -> tuple[torch.Tensor, list[int]]:

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 import torch
 
 from ...audio import log_mel
+from ...greedy import concat_kv, cross_kv, greedy_decode, replace_kv_positions
 from ...interventions import Patch
-from ...transcripts import decode, word_timings
-from .encode import block_inputs, padding_features
-from .greedy import concat_kv, cross_kv, greedy_decode, replace_kv_positions
+from ...transcripts import decode, padding_features, word_timings
+from .encode import block_inputs
 from .removal import OUTPUT_HOOK
 
 EXAMPLE_MAX_TOKENS = 96  # the example is 6.5 s, about 30 tokens: room for a loop to show

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from ...audio import encoder_positions
+from ...greedy import DECODE_ROWS, CrossKV, concat_kv, replace_kv_positions
 from ...models.loading import tokenizer_for
 from ...transcripts import clip_mels
 from .encode import reference_log_prob, teacher_tokens
-from .greedy import DECODE_ROWS, CrossKV, concat_kv, replace_kv_positions
 
 MAPS = ("seed", "chefer", "rollout", "cross_attention")
 FRACTIONS = tuple(round(0.1 * i, 1) for i in range(11))  # shares of a clip's frames removed

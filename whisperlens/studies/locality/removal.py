@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from ...audio import encoder_positions
+from ...greedy import DECODE_ROWS, CrossKV, concat_kv, cross_kv, decoder_cache, greedy_decode, replace_kv_positions
 from ...interventions import Patch
 from ...stream import FRAME_SECONDS
 from ...transcripts import clip_batches, clip_mels, word_splitter
-from .greedy import DECODE_ROWS, CrossKV, concat_kv, cross_kv, decoder_cache, greedy_decode, replace_kv_positions
 
 OUTPUT_HOOK = "encoder.hook_ln_post"
 MARGINS = (0, 2, 5)  # frames added on each side of a word's span (0, 40 and 100 ms)

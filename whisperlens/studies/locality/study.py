@@ -18,13 +18,13 @@ import torch
 from ...audio import encoder_positions, load_audio
 from ...corpus.selection import CorpusSelection, short_asterisk_prompts
 from ...errors import WhisperLensError
+from ...greedy import cross_kv, select_rows
 from ...models.loading import tokenizer_for
 from ...study import CorpusStudyConfig, Figure, Result, Study, Table, Text
+from ...transcripts import padding_features
 from . import figures
 from .command import add_commands
-from .encode import padding_features
 from .examples import example_transcripts, seed_edits, word_spans
-from .greedy import cross_kv, select_rows
 from .heads import LOCAL_SHARE, LOCAL_WINDOW, MEASURES, SCOPES, WINDOWS, head_locality
 from .relevance import FRACTIONS, MAPS, area, clip_maps, perturbation_curves, removal_orders
 from .removal import clean_features, plan_edits, run_edits, score_edits, summarise_edits, whisper_word_times

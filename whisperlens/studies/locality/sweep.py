@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from itertools import groupby
 
 from ...audio import N_ENCODER_FRAMES
+from ...greedy import DECODE_ROWS, concat_kv, cross_kv, greedy_decode
 from ...interventions import AttentionMask
 from ...models.loading import tokenizer_for
 from ...transcripts import clip_batches, clip_mels
 from .encode import banded_encoder_output, block_inputs, encode_from, reference_log_prob, teacher_tokens
-from .greedy import DECODE_ROWS, concat_kv, cross_kv, greedy_decode
 from .scoring import Transcripts
 
 HALF_WIDTHS = (None, 200, 100, 75, 50, 20, 10, 5)  # None: no mask (each position sees all 1500)

@@ -6,9 +6,10 @@ import re
 
 import numpy as np
 
-from .greedy import greedy_texts
+from ...greedy import cross_kv, greedy_decode, kv_of_modules
 
 BECAME_A, STAYED_B, OTHER = 1.0, -1.0, 0.0
+MAX_TOKENS = 16  # a one-word clip takes 2-5 tokens; the cap ends a loop early
 
 
 def words_of(text: str) -> list[str]:
@@ -29,7 +30,8 @@ class WordOutcome:
     def __call__(self, run) -> np.ndarray:
         if self._last is not None and self._last[0] is run.features:
             return self._last[1]
-        texts = greedy_texts(self.model, run.features, self.language, run.cross_kv)
+        kv = kv_of_modules(self.model, run.cross_kv) if run.cross_kv else cross_kv(self.model, run.features)
+        texts = [decoded.text for decoded in greedy_decode(self.model, kv, MAX_TOKENS, timestamps=False, language=self.language)]
         outcome = np.array([outcome_of(text, a, b) for text, a, b in
                             zip(texts, self.words_a[run.rows], self.words_b[run.rows], strict=True)])
         self._last = (run.features, outcome)

@@ -1,6 +1,8 @@
-"""Greedy decoding for the locality study, the same tokens as openai-whisper's `decode` (greedy,
-timestamps predicted, openai's own logit filters), with two savings that matter when one batch
-decodes hundreds of edited or masked encoder outputs:
+"""Batched greedy decoding from cached cross-attention keys and values: the same tokens as
+openai-whisper's `decode` at temperature 0 (openai's own initial tokens and logit filters, with
+or without timestamps, language given or detected), with three savings that matter when a study
+decodes hundreds of edited, masked or patched encoder outputs (locality's sweeps and word
+removal, patching's binary metric):
 
 - a finished row leaves the batch: openai's loop runs every row until the last one ends, so one
   clip in a 48-token repetition loop (common under a narrow band) makes the whole batch run 48
@@ -8,11 +10,13 @@ decodes hundreds of edited or masked encoder outputs:
 - the cross-attention keys and values (`cross_kv`: one linear map of all 1500 positions per
   decoder layer, the largest single cost of a short decode) are computed once per encoder output
   and shared with the teacher-forced scoring; for word removal they are edited directly, since
-  replacing encoder positions replaces the same rows of the keys and values.
+  replacing encoder positions replaces the same rows of the keys and values;
+- language detection reads the same cached keys.
 
 Written here rather than called through `whisper.decode` because openai's decoder has no hook for
-either; it reuses openai's `DecodingTask` for the initial tokens, the logit filters and the token
-limit, so the rules stay openai's. tests/test_locality.py checks the transcripts against `decode`.
+any of these; it reuses openai's `DecodingTask` for the initial tokens, the logit filters and the
+token limit, so the rules stay openai's. tests/test_locality.py and tests/test_patching.py check
+the transcripts against `whisper.decode`.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ...transcripts import decoding_options
+from .transcripts import decoding_options
 
 
 @dataclass
@@ -37,6 +41,11 @@ class Decoded:
 DECODE_ROWS = 64  # rows decoded together: a step costs about as much for 1 row as for 64 on a CPU
 
 CrossKV = list[tuple[torch.Tensor, torch.Tensor]]  # per decoder layer: keys and values, each (batch, 1500, d)
+
+
+def kv_of_modules(model, outputs: dict) -> CrossKV:
+    """CrossKV from a {key/value linear module: its output} map (what a hooked pass captured)."""
+    return [(outputs[block.cross_attn.key], outputs[block.cross_attn.value]) for block in model.decoder.blocks]
 
 
 def cross_kv(model, features: torch.Tensor) -> CrossKV:
@@ -82,26 +91,43 @@ def decoder_cache(model, kv: CrossKV) -> dict:
 _TASKS: dict = {}
 
 
-def decoding_task(model, max_tokens: int):
-    """openai's DecodingTask for greedy decoding with timestamps (its tokenizer takes ~0.5 s to build: kept)."""
+def decoding_task(model, max_tokens: int, timestamps: bool = True, language: str | None = "en"):
+    """openai's DecodingTask for greedy decoding (its tokenizer takes ~0.5 s to build: kept)."""
+    import dataclasses
+
     import whisper.decoding
 
-    key = (id(model), max_tokens)
+    key = (id(model), max_tokens, timestamps, language)
     if key not in _TASKS:
-        _TASKS[key] = whisper.decoding.DecodingTask(model, decoding_options(max_tokens, timestamps=True))
+        options = dataclasses.replace(decoding_options(max_tokens, timestamps=timestamps), language=language)
+        _TASKS[key] = whisper.decoding.DecodingTask(model, options)
     return _TASKS[key]
 
 
-def greedy_decode(model, kv: CrossKV, max_tokens: int) -> list[Decoded]:
-    """Each row's greedy transcript given its cross-attention keys and values (`cross_kv`)."""
-    task = decoding_task(model, max_tokens)
+def detect_languages(model, task, tokens: torch.Tensor, cache: dict, dtype_probe: torch.Tensor) -> None:
+    """openai's `detect_language` on the cached keys: writes each row's most likely language token
+    after start-of-transcript in `tokens`."""
+    logits = model.decoder(tokens[:, :1], dtype_probe, kv_cache=cache)[:, 0]
+    allowed = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
+    allowed[list(task.tokenizer.all_language_tokens)] = True
+    tokens[:, task.sot_index + 1] = logits.masked_fill(~allowed, float("-inf")).argmax(-1)
+
+
+def greedy_decode(model, kv: CrossKV, max_tokens: int, timestamps: bool = True,
+                  language: str | None = "en") -> list[Decoded]:
+    """Each row's greedy transcript given its cross-attention keys and values (`cross_kv`).
+    `language` None: a multilingual model detects it per row, as `whisper.decode` does."""
+    task = decoding_task(model, max_tokens, timestamps, language)
     tokenizer, eot = task.tokenizer, task.tokenizer.eot
     n_batch = kv[0][0].shape[0]
     tokens = torch.tensor([task.initial_tokens], device=kv[0][0].device).repeat(n_batch, 1)
     rows = np.arange(n_batch)  # the original row of each row still decoding
     finished: dict[int, torch.Tensor] = {}
-    cache, hooks = model.install_kv_cache_hooks(decoder_cache(model, kv))
     dtype_probe = kv[0][0][:, :1]  # the decoder reads only the dtype of its audio input once the cache holds the keys
+    if language is None and model.is_multilingual:
+        with torch.no_grad():
+            detect_languages(model, task, tokens, decoder_cache(model, kv), dtype_probe)
+    cache, hooks = model.install_kv_cache_hooks(decoder_cache(model, kv))
     try:
         with torch.no_grad():
             for step in range(task.sample_len):
