@@ -63,6 +63,11 @@ class PatternRecorder:
         self.patterns: dict[str, torch.Tensor] = {}
 
     def __call__(self, pattern: torch.Tensor, hook) -> None:
+        if torch.is_grad_enabled() and not pattern.requires_grad:
+            # the model's weights are frozen, so a pattern that depends on no input (the first
+            # decoder block's self-attention reads only token embeddings) is a constant to autograd;
+            # marked here, before the model reads it, its gradient is still the one relevance needs
+            pattern.requires_grad_(True)
         self.patterns[hook.name] = pattern
 
     def names(self, stack: str, kind: str = "attn") -> list[str]:
