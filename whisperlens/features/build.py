@@ -54,7 +54,13 @@ def build_features(config: FeaturesConfig, corpus, model, progress: bool = True)
         harvest_config = config.harvest_config(sae_paths)
         seconds["sae"] = time.perf_counter() - started
     started = time.perf_counter()
-    result = Harvester(corpus, harvest_config, model).run(out / "harvest-checkpoint.npz", progress)
+    if config.executor.is_ray:
+        from .sharded import harvest_sharded
+
+        result = harvest_sharded(corpus, config.corpus, harvest_config, model, config.executor, out / "harvest-shards.npz",
+                                 progress, config.model_request())
+    else:
+        result = Harvester(corpus, harvest_config, model).run(out / "harvest-checkpoint.npz", progress)
     seconds["harvest"] = time.perf_counter() - started
     store = FeatureStore.save(result, out, str(getattr(corpus, "root", None)),
                               extra={"corpus_selection": config.corpus.to_dict(), "sae": sae_metrics})
@@ -68,6 +74,7 @@ def build_features(config: FeaturesConfig, corpus, model, progress: bool = True)
         export_html(store, corpus, top=config.html_top, progress=progress)
         seconds["html"] = time.perf_counter() - started
     (out / "harvest-checkpoint.npz").unlink(missing_ok=True)
+    (out / "harvest-shards.npz").unlink(missing_ok=True)
     return FeatureBuild(store, summaries, sae_metrics, seconds)
 
 
@@ -110,8 +117,15 @@ def ensure_saes(corpus, model, config: FeaturesConfig, progress: bool) -> tuple[
         else:
             missing.append(hook)
     if missing:
-        vectors = collect_activations(corpus, model, missing, config.mode, config.sae_max_vectors,
-                                      config.seed, config.batch_size, progress)
+        if config.executor.is_ray:
+            from .sharded import collect_activations_sharded
+
+            vectors = collect_activations_sharded(corpus, config.corpus, model, config.model_request(), missing, config.mode,
+                                                  config.sae_max_vectors, config.seed, config.batch_size, config.executor,
+                                                  progress)
+        else:
+            vectors = collect_activations(corpus, model, missing, config.mode, config.sae_max_vectors,
+                                          config.seed, config.batch_size, progress)
         for hook in missing:
             training = SAETrainingConfig(hook=hook, model_name=config.model.model, architecture=config.sae_architecture,
                                          training_vectors=config.sae_training_vectors, seed=config.seed)
