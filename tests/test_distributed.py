@@ -190,10 +190,11 @@ def test_sharded_sae_sample_equals_collect_activations(corpus, tiny):
 
 
 def test_vector_samples_merge_in_order_up_to_the_limit():
-    parts = [VectorSample({"h": np.arange(n * 2, dtype=np.float32).reshape(n, 2) + 100 * i}, 7) for i, n in enumerate((3, 2, 4))]
-    merged = parts[0].merge(parts[1]).merge(parts[2])
-    assert merged.vectors["h"].tobytes() == np.concatenate([p.vectors["h"] for p in parts])[:7].tobytes()
-    assert parts[0].merge(parts[1].merge(parts[2])).vectors["h"].tobytes() == merged.vectors["h"].tobytes()
+    parts = [np.arange(n * 2, dtype=np.float32).reshape(n, 2) + 100 * i for i, n in enumerate((3, 2, 4))]
+    samples = [VectorSample({"h": [part]}, 7) for part in parts]
+    expected = np.concatenate(parts)[:7].tobytes()
+    assert samples[0].merge(samples[1]).merge(samples[2]).vectors()["h"].tobytes() == expected
+    assert samples[0].merge(samples[1].merge(samples[2])).vectors()["h"].tobytes() == expected
 
 
 def test_sharded_probe_pass_equals_one_pass(corpus, tiny):

@@ -6,8 +6,8 @@ back whole to be merged in shard order, and a restarted driver must skip the sha
 merged. Ray Data streams rows into a dataset and owns the batching, ordering and retries; we
 would have to undo all three. A pool of actors (each loading the model once) fed shard tasks
 with `ray.wait` gives the ordering and resume for free, and Ray's own fault tolerance does the
-rest: an actor whose process dies is restarted (`max_restarts=-1`) and its unfinished task is
-resubmitted (`max_task_retries=-1`), so a killed worker's shard is retried.
+rest: an actor whose process dies is restarted (`max_restarts`) and its unfinished task is
+resubmitted (`max_task_retries`), so a killed worker's shard is retried.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from .spec import ExecutorSpec
 
 # An in-process cluster (no --ray-address) gets a small object store: partials are megabytes.
 LOCAL_OBJECT_STORE_BYTES = 500_000_000
+# How often a worker may die (killed, out of memory, its node lost) before the run gives up: a
+# crash that recurs on every try should end the run, not loop.
+RESTARTS = 3
 
 
 class ShardWorker:
@@ -65,7 +68,7 @@ def run_on_ray(job: ShardJob, todo: list[tuple[int, list[int]]], spec: ExecutorS
     ray = connect(spec)
     cpus = int(ray.cluster_resources().get("CPU", 1))
     n_workers = min(len(todo), spec.ray_workers or max(1, cpus // spec.ray_cpus_per_worker))
-    actor = ray.remote(num_cpus=spec.ray_cpus_per_worker, max_restarts=-1, max_task_retries=-1)(ShardWorker)
+    actor = ray.remote(num_cpus=spec.ray_cpus_per_worker, max_restarts=RESTARTS, max_task_retries=RESTARTS)(ShardWorker)
     workers = [actor.remote(spec.ray_cpus_per_worker) for _ in range(n_workers)]
     job_ref = ray.put(job)
     queue = list(todo)
@@ -86,6 +89,9 @@ def run_on_ray(job: ShardJob, todo: list[tuple[int, list[int]]], spec: ExecutorS
             except ray.exceptions.RayTaskError as error:
                 cause = error.cause if isinstance(error.cause, WhisperLensError) else None
                 raise (cause or WhisperLensError(f"shard {shard} failed on Ray: {str(error).splitlines()[0]}")) from None
+            except ray.exceptions.RayActorError:
+                raise WhisperLensError(f"shard {shard}: its Ray worker died {RESTARTS + 1} times; see the cluster's logs "
+                                       "(e.g. /tmp/ray/session_latest/logs)") from None
             on_result(shard, partial)
             if queue:
                 submit(worker)

@@ -123,17 +123,30 @@ def harvest_sharded(corpus, selection: CorpusSelection, config: HarvestConfig, m
 
 @dataclass
 class VectorSample:
-    """Activation vectors per hook, kept by a fixed seeded-hash threshold, in corpus order, at most `limit`."""
+    """Activation vectors per hook, kept by a fixed seeded-hash threshold, in corpus order, at most
+    `limit`. Held as the shards' parts: merging the prefix again and again would copy it each time."""
 
-    vectors: dict[str, np.ndarray]
+    parts: dict[str, list[np.ndarray]]
     limit: int
 
     def merge(self, later: VectorSample) -> VectorSample:
-        return VectorSample({hook: np.concatenate([part, later.vectors[hook]])[: self.limit]
-                             for hook, part in self.vectors.items()}, self.limit)
+        merged = {}
+        for hook, parts in self.parts.items():
+            room = self.limit - sum(len(part) for part in parts)
+            taken = []
+            for part in later.parts[hook]:
+                if room <= 0:
+                    break
+                taken.append(part[:room])
+                room -= len(taken[-1])
+            merged[hook] = parts + taken
+        return VectorSample(merged, self.limit)
+
+    def vectors(self) -> dict[str, np.ndarray]:
+        return {hook: np.concatenate(parts) for hook, parts in self.parts.items()}
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {**self.vectors, "__limit__": np.array(self.limit)}
+        return {**self.vectors(), "__limit__": np.array(self.limit)}
 
 
 @dataclass
@@ -171,10 +184,10 @@ class SampleJob:
                     kept = frame_priorities(self.seed, rows.clips, rows.positions) < np.uint64(int(self.keep_fraction * 2.0**64))
                     vectors = vectors[torch.from_numpy(kept)]
                 gathered[hook].append(vectors)
-        return VectorSample({hook: torch.cat(parts)[: self.limit].numpy() for hook, parts in gathered.items()}, self.limit)
+        return VectorSample({hook: [torch.cat(parts)[: self.limit].numpy()] for hook, parts in gathered.items()}, self.limit)
 
     def partial_from_arrays(self, arrays: dict) -> VectorSample:
-        return VectorSample({k: v for k, v in arrays.items() if k != "__limit__"}, int(arrays["__limit__"]))
+        return VectorSample({k: [v] for k, v in arrays.items() if k != "__limit__"}, int(arrays["__limit__"]))
 
 
 def collect_activations_sharded(corpus, selection: CorpusSelection, model, request: ModelRequest, hooks: list[str], mode: str,
@@ -187,4 +200,4 @@ def collect_activations_sharded(corpus, selection: CorpusSelection, model, reque
     job = SampleJob(selection, tuple(hooks), mode, batch_size, seed, keep_fraction, max_vectors, request, corpus_key(corpus))
     shards = shard_ranges(len(corpus), batch_size * executor.shard_batches)
     merged = run_sharded(job, shards, executor, progress=progress and "activations", model=model)
-    return {hook: torch.from_numpy(np.array(vectors)) for hook, vectors in merged.vectors.items()}
+    return {hook: torch.from_numpy(vectors) for hook, vectors in merged.vectors().items()}
