@@ -27,6 +27,10 @@ import torch
 
 from whisperlens.distributed import ModelRequest
 
+LIBRISPEECH_HOURS = 960
+CLIP_SECONDS = 2.0  # the corpus's clip length, and the harvest's window
+CORES_PER_NODE = 16  # an assumed node size for the estimate
+
 
 @dataclass
 class NoopJob:
@@ -112,7 +116,14 @@ def main() -> None:
     print(f"ray at 2 workers / local at 2 threads: {rate['ray, 2 workers'] / rate['local, 2 threads']:.2f}")
     print(f"ray overhead per shard of {args.batch_size * args.shard_batches} clips: {overhead:.2f} s "
           f"(actor start and model load included); no-op shard round trip: {1000 * noop / args.noop_shards:.0f} ms")
-    print(f"per-clip cost, local, 1 thread: {1000 / rate['local, 1 threads']:.1f} ms of one core")
+    per_clip = 1 / rate["local, 1 threads"]
+    print(f"per-clip cost, local, 1 thread: {1000 * per_clip:.1f} ms of one core")
+    windows = LIBRISPEECH_HOURS * 3600 / CLIP_SECONDS
+    print(f"estimate, LibriSpeech {LIBRISPEECH_HOURS} h = {windows:,.0f} windows of {CLIP_SECONDS:.0f} s, this harvest, "
+          f"{CORES_PER_NODE}-core CPU nodes like this one, one worker per core, at the efficiency above:")
+    for nodes in (1, 4, 16, 64):
+        hours = windows * per_clip / (nodes * CORES_PER_NODE * min(efficiency, 1.0)) / 3600
+        print(f"  {nodes:3d} nodes: {hours:8.1f} h")
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(f"driver CPU time {usage.ru_utime + usage.ru_stime:.0f} s; load at the end {os.getloadavg()[0]:.1f}")
 

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -45,6 +46,9 @@ class Cluster:
 
     def __init__(self, log_dir: Path):
         self.port, self.marker = free_port(), uuid.uuid4().hex
+        # its own temporary folder (short: it holds Unix sockets), so that no stale cluster
+        # address is left in /tmp/ray for `ray.init()` or `--ray-address auto` to find
+        self.temp_dir = tempfile.mkdtemp(prefix="wlray", dir="/tmp")
         self.address = f"127.0.0.1:{self.port}"
         # the workers import this checkout's whisperlens, run one torch thread, and carry a marker
         # by which the test finds its own worker processes
@@ -53,8 +57,8 @@ class Cluster:
 
     def start(self) -> None:
         common = ["--num-cpus=1", "--object-store-memory=200000000", "--disable-usage-stats", "--block"]
-        self._node("head", ["--head", "--node-ip-address=127.0.0.1", f"--port={self.port}", "--include-dashboard=false"],
-                   common)
+        self._node("head", ["--head", "--node-ip-address=127.0.0.1", f"--port={self.port}", "--include-dashboard=false",
+                            f"--temp-dir={self.temp_dir}"], common)
         self._wait(lambda: subprocess.run([RAY, "status", f"--address={self.address}"], capture_output=True,
                                           env=self.env, timeout=30).returncode == 0, "the head node")
         self._node("worker", [f"--address={self.address}", "--node-ip-address=127.0.0.1"], common)
@@ -93,6 +97,7 @@ class Cluster:
             if node.poll() is None:
                 os.killpg(node.pid, signal.SIGKILL)  # the group this test started: ray start, raylet, GCS, workers
             node.wait()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

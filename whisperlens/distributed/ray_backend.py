@@ -51,8 +51,8 @@ def connect(spec: ExecutorSpec):
     if not ray.is_initialized():
         options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
         try:
-            if spec.ray_address is None:
-                ray.init(num_cpus=os.cpu_count(), object_store_memory=LOCAL_OBJECT_STORE_BYTES, **options)
+            if spec.ray_address is None:  # "local": a new cluster, even where `ray start` runs one
+                ray.init(address="local", num_cpus=os.cpu_count(), object_store_memory=LOCAL_OBJECT_STORE_BYTES, **options)
             else:
                 ray.init(address=spec.ray_address, **options)
         except (ConnectionError, RuntimeError, ValueError) as error:
