@@ -30,9 +30,13 @@ class ShardWorker:
     """A Ray actor: a Workspace (models and opened jobs) that runs shards."""
 
     def __init__(self, threads: int):
+        import numba
         import torch
 
+        # Both thread pools, torch's and the statistics kernel's (numba defaults to every CPU of
+        # the machine): two workers of one CPU must not run four busy threads on two cores.
         torch.set_num_threads(threads)
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         self.workspace = Workspace()
 
     def run(self, job: ShardJob, indices: Sequence[int]):
