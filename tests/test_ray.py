@@ -5,13 +5,13 @@ so does a harvest whose worker process is killed in the middle of a shard."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -46,9 +46,6 @@ class Cluster:
 
     def __init__(self, log_dir: Path):
         self.port, self.marker = free_port(), uuid.uuid4().hex
-        # its own temporary folder (short: it holds Unix sockets), so that no stale cluster
-        # address is left in /tmp/ray for `ray.init()` or `--ray-address auto` to find
-        self.temp_dir = tempfile.mkdtemp(prefix="wlray", dir="/tmp")
         self.address = f"127.0.0.1:{self.port}"
         # the workers import this checkout's whisperlens, run one torch thread, and carry a marker
         # by which the test finds its own worker processes
@@ -57,8 +54,8 @@ class Cluster:
 
     def start(self) -> None:
         common = ["--num-cpus=1", "--object-store-memory=200000000", "--disable-usage-stats", "--block"]
-        self._node("head", ["--head", "--node-ip-address=127.0.0.1", f"--port={self.port}", "--include-dashboard=false",
-                            f"--temp-dir={self.temp_dir}"], common)
+        self._node("head", ["--head", "--node-ip-address=127.0.0.1", f"--port={self.port}", "--include-dashboard=false"],
+                   common)
         self._wait(lambda: subprocess.run([RAY, "status", f"--address={self.address}"], capture_output=True,
                                           env=self.env, timeout=30).returncode == 0, "the head node")
         self._node("worker", [f"--address={self.address}", "--node-ip-address=127.0.0.1"], common)
@@ -97,7 +94,13 @@ class Cluster:
             if node.poll() is None:
                 os.killpg(node.pid, signal.SIGKILL)  # the group this test started: ray start, raylet, GCS, workers
             node.wait()
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        # Killed, the head leaves its address in Ray's file for `ray.init()` and `--ray-address
+        # auto` to find; remove it if it is still this cluster's (Ray's own temp dir is kept:
+        # with another one, the CLI cannot find the cluster's auth token).
+        current = Path("/tmp/ray/ray_current_cluster")
+        with contextlib.suppress(OSError):
+            if current.read_text().strip().endswith(f":{self.port}"):
+                current.unlink()
 
 
 @pytest.fixture(scope="module")
