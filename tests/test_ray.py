@@ -49,7 +49,11 @@ class Cluster:
         self.address = f"127.0.0.1:{self.port}"
         # the workers import this checkout's whisperlens, run one torch thread, and carry a marker
         # by which the test finds its own worker processes
-        self.env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "WHISPERLENS_TEST_CLUSTER": self.marker}
+        # Ray's token authentication off, for the nodes, the CLI and the drivers alike: a token
+        # file left in ~/.ray by an earlier in-process cluster would otherwise turn it on for the
+        # nodes but not for the CLI (the cluster listens on loopback only)
+        self.env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "WHISPERLENS_TEST_CLUSTER": self.marker,
+                    "RAY_AUTH_MODE": "disabled"}
         self.log_dir, self.nodes = log_dir, []
 
     def start(self) -> None:
@@ -108,10 +112,16 @@ def cluster(tmp_path_factory):
     import ray
 
     running = Cluster(tmp_path_factory.mktemp("ray"))
+    auth_mode = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # for the drivers this process starts
     running.start()
     yield running
     ray.shutdown()
     running.stop()
+    if auth_mode is None:
+        del os.environ["RAY_AUTH_MODE"]
+    else:
+        os.environ["RAY_AUTH_MODE"] = auth_mode
 
 
 def test_features_build_on_ray_equals_the_local_harvest(cluster, corpus, harvested, tmp_path):
