@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up whisperlens on a fresh Debian machine: system packages, then a .venv at the repo root.
 #   bash scripts/setup.sh          runtime set-up
-#   bash scripts/setup.sh --test   also the test-only dependencies (pytest, ctranslate2, ruff, playwright, chromium)
+#   bash scripts/setup.sh --test   also the test-only dependencies (pytest, ctranslate2, ruff, playwright, chromium, ray)
 # Safe to rerun: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."

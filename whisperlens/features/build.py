@@ -4,7 +4,7 @@ per-layer summaries against the random baseline, and the listening pages."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..corpus.selection import CorpusSelection, corpus_key
@@ -13,6 +13,7 @@ from .config import FeaturesConfig
 from .harvest import (
     HarvestConfig,
     Harvester,
+    choose_mode,
     collect_activations,
     model_for_mode,
     resolve_hooks,
@@ -54,7 +55,15 @@ def build_features(config: FeaturesConfig, corpus, model, progress: bool = True)
         harvest_config = config.harvest_config(sae_paths)
         seconds["sae"] = time.perf_counter() - started
     started = time.perf_counter()
-    result = Harvester(corpus, harvest_config, model).run(out / "harvest-checkpoint.npz", progress)
+    if config.executor.is_ray:
+        from .sharded import harvest_sharded
+
+        # the driver chooses the mode once: workers that each probed the matmuls could disagree
+        harvest_config = replace(harvest_config, mode=choose_mode(harvest_config.mode))
+        result = harvest_sharded(corpus, config.corpus, harvest_config, model, config.executor, out / "harvest-shards.npz",
+                                 progress, config.model_request())
+    else:
+        result = Harvester(corpus, harvest_config, model).run(out / "harvest-checkpoint.npz", progress)
     seconds["harvest"] = time.perf_counter() - started
     store = FeatureStore.save(result, out, str(getattr(corpus, "root", None)),
                               extra={"corpus_selection": config.corpus.to_dict(), "sae": sae_metrics})
@@ -68,6 +77,7 @@ def build_features(config: FeaturesConfig, corpus, model, progress: bool = True)
         export_html(store, corpus, top=config.html_top, progress=progress)
         seconds["html"] = time.perf_counter() - started
     (out / "harvest-checkpoint.npz").unlink(missing_ok=True)
+    (out / "harvest-shards.npz").unlink(missing_ok=True)
     return FeatureBuild(store, summaries, sae_metrics, seconds)
 
 
@@ -110,8 +120,16 @@ def ensure_saes(corpus, model, config: FeaturesConfig, progress: bool) -> tuple[
         else:
             missing.append(hook)
     if missing:
-        vectors = collect_activations(corpus, model, missing, config.mode, config.sae_max_vectors,
-                                      config.seed, config.batch_size, progress)
+        if config.executor.is_ray:
+            from .sharded import collect_activations_sharded
+
+            vectors = collect_activations_sharded(corpus, config.corpus, model, config.model_request(), missing,
+                                                  choose_mode(config.mode),
+                                                  config.sae_max_vectors, config.seed, config.batch_size, config.executor,
+                                                  progress)
+        else:
+            vectors = collect_activations(corpus, model, missing, config.mode, config.sae_max_vectors,
+                                          config.seed, config.batch_size, progress)
         for hook in missing:
             result = train_sae(vectors[hook], _sae_training_config(config, hook))
             result.metrics["corpus_key"] = _sae_training_key(corpus, config)

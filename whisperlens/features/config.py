@@ -1,10 +1,11 @@
 """The features study's config: its fields are `whisperlens features run`'s flags."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import simple_parsing
 
+from ..distributed.spec import ExecutorSpec
 from ..errors import WhisperLensError
 from ..study import CorpusStudyConfig
 from .harvest import DEFAULT_HOOKS, MODE_CHOICES, HarvestConfig, choose_mode
@@ -29,12 +30,14 @@ class FeaturesConfig(CorpusStudyConfig):
     random_features: int = 384  # random directions per hook, the baseline
     html: bool = True  # write the listening pages
     html_top: int = 24  # features per page with rendered audio and spectrograms
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)  # --executor local|ray, --ray-address, ...
 
     def validate(self) -> None:
         super().validate()
         if self.mode not in MODE_CHOICES:
             raise WhisperLensError(f"--mode must be one of {', '.join(MODE_CHOICES)}, not {self.mode!r}")
         self.harvest_config().validate()
+        self.executor.validate()
 
     def store_dir(self) -> Path:
         return Path(self.store) if self.store else Path("runs") / "features" / self.model.model / choose_mode(self.mode)
@@ -49,3 +52,12 @@ class FeaturesConfig(CorpusStudyConfig):
         from dataclasses import replace
 
         return replace(self.model, dtype="bfloat16") if choose_mode(self.mode) == "short-bf16" else self.model
+
+    def model_request(self):
+        """The model as a Ray worker loads it: the harvest mode's precision, with the study's interventions."""
+        import json
+
+        from ..distributed import ModelRequest
+
+        spec = self.model_spec()
+        return ModelRequest(spec.model, spec.dtype, spec.device, json.dumps(self.interventions))

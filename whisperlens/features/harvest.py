@@ -395,8 +395,7 @@ def collect_activations(corpus: CorpusLike, model, hooks: list[str], mode: str, 
                               progress=progress and "activations")
     for batch in stream:
         if keep_fraction is None:  # estimated from the first batch's clip lengths
-            expected = int(np.mean(batch.lengths) * len(corpus))
-            keep_fraction = min(1.0, max_vectors / max(expected, 1))
+            keep_fraction = sample_keep_fraction(batch.lengths, len(corpus), max_vectors)
         for hook in hooks:
             vectors = batch.valid(hook)
             if keep_fraction < 1:
@@ -405,3 +404,10 @@ def collect_activations(corpus: CorpusLike, model, hooks: list[str], mode: str, 
                 vectors = vectors[torch.from_numpy(kept)]
             gathered[hook].append(vectors)
     return {hook: torch.cat(parts)[:max_vectors] for hook, parts in gathered.items()}
+
+
+def sample_keep_fraction(first_batch_lengths: list[int], n_clips: int, max_vectors: int) -> float:
+    """The share of frames `collect_activations` keeps: about `max_vectors` of the frames the
+    corpus is expected to have, estimated from its first batch's clip lengths."""
+    expected = int(np.mean(first_batch_lengths) * n_clips)
+    return min(1.0, max_vectors / max(expected, 1))

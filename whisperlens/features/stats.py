@@ -225,6 +225,36 @@ class SiteStats:
     def max_values(self) -> np.ndarray:
         return self.top_values.max(axis=1)
 
+    # ---- merging: statistics of consecutive shards of a corpus, as one pass would give them ----
+
+    _SUMMED = ("n_frames", "n_clips", "histogram", "phone_counts", "phone_totals")
+    _TOP = ("top_values", "top_clips", "top_positions")
+    _NEGATIVE = ("negative_values", "negative_clips", "negative_positions")  # a top-k of -x: the same rule
+    _SAMPLES = ("sample_priorities", "sample_values", "sample_clips", "sample_positions")
+
+    def merge(self, later: SiteStats) -> SiteStats:
+        """The statistics of this one's frames and then `later`'s, equal (after `finalized`) to
+        one pass over both: counts add; the top-k is the k best of both by (value, earlier
+        clip), each clip offering one entry per feature; the band samples are the
+        SAMPLES_PER_BAND smallest priorities of both, each frame's priority being its own.
+        Both sets are left in the layout the streaming kernel keeps (a min-heap, the largest
+        priority in slot 0), so the merge can be updated further. Associative and deterministic."""
+        handled = set(self._SUMMED + self._TOP + self._NEGATIVE + self._SAMPLES)
+        unmerged = [f.name for f in fields(self) if f.name not in handled]
+        if unmerged:  # a statistic added without a merge rule must not be dropped silently
+            raise NotImplementedError(f"SiteStats.merge has no rule for {', '.join(unmerged)}")
+        merged = {name: getattr(self, name) + getattr(later, name) for name in self._SUMMED}
+        for names in (self._TOP, self._NEGATIVE):
+            top = [np.concatenate([getattr(self, name), getattr(later, name)], axis=-1) for name in names]
+            best_first = np.lexsort((top[1], -top[0].astype(np.float64)), axis=-1)[..., : getattr(self, names[0]).shape[-1]]
+            worst_first = best_first[..., ::-1]  # ascending goodness is a valid min-heap for the kernel
+            merged.update({name: np.take_along_axis(part, worst_first, -1) for name, part in zip(names, top)})
+        samples = [np.concatenate([getattr(self, name), getattr(later, name)], axis=-1) for name in self._SAMPLES]
+        per_band = self.sample_priorities.shape[-1]
+        smallest = np.argsort(samples[0], axis=-1, kind="stable")[..., :per_band][..., ::-1]  # largest kept in slot 0
+        merged.update({name: np.take_along_axis(part, smallest, -1) for name, part in zip(self._SAMPLES, samples)})
+        return SiteStats(**{name: np.asarray(value) for name, value in merged.items()})  # 0-d counts stay 0-d
+
 
 def _topk_order(values: np.ndarray, clips: np.ndarray) -> np.ndarray:
     """The top-k order of each row: value descending, then clip ascending."""

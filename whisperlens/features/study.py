@@ -191,4 +191,5 @@ def run_export(args) -> int:
 
 STUDY = Study("features", "Features you can listen to", FeaturesConfig, run, FeaturesResult,
               description="MLP neurons, SAE features and random directions of the encoder, labelled with the phones "
-                          "they fire on, with their top examples to listen to.", add_commands=add_commands)
+                          "they fire on, with their top examples to listen to.", add_commands=add_commands,
+              run_aliases=("build",))

@@ -26,7 +26,8 @@ def register_study(subparsers, study: Study) -> None:
     if study.add_commands is not None:
         study.add_commands(actions)
 
-    run = actions.add_parser("run", help=f"run the study, or reuse its saved result (default folder {default_out})",
+    run = actions.add_parser("run", aliases=list(study.run_aliases),
+                             help=f"run the study, or reuse its saved result (default folder {default_out})",
                              description=study.description, **options)
     # Flags come from the config's fields, flattened: --model, --device, --clips, --batch-size, ...
     run.add_arguments(study.config, dest="config")

@@ -125,12 +125,13 @@ def _coerce(annotation, value):
 
 
 def fingerprint(study: str, config, corpus_hash: str | None, format_version: int) -> str:
-    """Everything a saved result depends on: the study, its config (less the device), the corpus's
+    """Everything a saved result depends on: the study, its config (less the device and executor), the corpus's
     content hash, the model's identity and the package version."""
     from .. import __version__
 
     record = config_to_dict(config)
     record.get("model", {}).pop("device", None)
+    record.pop("executor", None)  # where the work ran (this process or a Ray cluster) does not change the result
     model_key = config.model.key() if hasattr(config, "model") else None
     payload = [study, record, corpus_hash, model_key, __version__, format_version]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

@@ -16,3 +16,4 @@ class Study:
     result: type  # the Result subclass, for load()
     description: str = ""
     add_commands: Callable | None = None  # add_commands(subparsers): actions beyond run and show
+    run_aliases: tuple[str, ...] = ()  # other names of the run action (features: build)

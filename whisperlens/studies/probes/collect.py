@@ -51,6 +51,20 @@ class FrameSample:
     def __len__(self) -> int:
         return len(self.columns.get("key", ()))
 
+    @classmethod
+    def of(cls, columns: dict[str, np.ndarray], per_class: int) -> FrameSample:
+        sample = cls(per_class)
+        sample.columns = dict(columns)
+        return sample
+
+    def merge(self, later: FrameSample) -> FrameSample:
+        """The sample of this one's frames and then `later`'s: what one pass over both keeps."""
+        merged = FrameSample.of(self.columns, self.per_class)
+        if len(later):
+            columns = dict(later.columns)
+            merged.offer(columns.pop("key"), columns.pop("label"), **columns)
+        return merged
+
 
 def _take(columns: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
     return {name: values[rows] for name, values in columns.items()}
@@ -67,13 +81,41 @@ class Collected:
     frames: dict[str, np.ndarray]  # the frame sample: key, label, clip (corpus index), position, mel, and one column per site
     positions: list[int]  # the distinct numbers of valid positions per clip
     padded_clips: int  # clips whose batch held a longer clip (their attention saw padding positions)
+    frames_per_class: int = 0  # the frame sample's bound per label
+
+    def merge(self, later: Collected) -> Collected:
+        """This one's clips, then `later`'s (consecutive shards of one stream order)."""
+        sample = FrameSample.of(self.frames, self.frames_per_class).merge(FrameSample.of(later.frames, self.frames_per_class))
+        return Collected(self.sites, np.concatenate([self.clip_indices, later.clip_indices]),
+                         {site: np.concatenate([self.pooled[site], later.pooled[site]]) for site in self.sites},
+                         np.concatenate([self.pooled_mel, later.pooled_mel]), sample.columns,
+                         sorted(set(self.positions) | set(later.positions)), self.padded_clips + later.padded_clips,
+                         self.frames_per_class)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"sites": np.array(self.sites), "clip_indices": self.clip_indices, "pooled_mel": self.pooled_mel,
+                "positions": np.array(self.positions, dtype=np.int64), "padded_clips": np.array(self.padded_clips),
+                "frames_per_class": np.array(self.frames_per_class),
+                **{f"pooled/{site}": values for site, values in self.pooled.items()},
+                **{f"frames/{name}": values for name, values in self.frames.items()}}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict) -> Collected:
+        def group(prefix: str) -> dict[str, np.ndarray]:
+            return {key.split("/", 1)[1]: value for key, value in arrays.items() if key.startswith(prefix)}
+
+        return cls([str(site) for site in arrays["sites"].tolist()], arrays["clip_indices"], group("pooled/"),
+                   arrays["pooled_mel"], group("frames/"), [int(n) for n in arrays["positions"]],
+                   int(arrays["padded_clips"]), int(arrays["frames_per_class"]))
 
 
 def collect(model, corpus, indices: list[int], frame_clips: set[int], frames_per_class: int, seed: int,
-            batch_size: int, progress: bool | str = False) -> Collected:
+            batch_size: int, progress: bool | str = False, first_frame: int = 0) -> Collected:
     """Stream corpus[indices] through `model` once. Frames are sampled from the clips in
     `frame_clips` (corpus indices); the keys that choose them follow `seed` in stream order, so
-    two models given the same arguments keep the same frames."""
+    two models given the same arguments keep the same frames. `first_frame`: how many frames
+    the stream held before indices[0], when these clips are a shard of a longer stream (the
+    keys are drawn on from there, so the shards' merge equals one pass)."""
     from ...audio import log_mel_batch
 
     names = sites(model)
@@ -81,6 +123,7 @@ def collect(model, corpus, indices: list[int], frame_clips: set[int], frames_per
                               batch_size=batch_size, progress=progress)
     position_embedding = model.encoder.positional_embedding.float().cpu().numpy()
     keys = np.random.default_rng(seed)
+    keys.bit_generator.advance(first_frame)  # a uniform double is one 64-bit draw: skip the earlier frames' keys
     sample = FrameSample(frames_per_class)
     pooled: dict[str, list[np.ndarray]] = {site: [] for site in names}
     pooled_mel, positions, padded = [], set(), 0
@@ -107,7 +150,8 @@ def collect(model, corpus, indices: list[int], frame_clips: set[int], frames_per
                          **{f"site:{site}": values[site][chosen] for site in names})
     return Collected(names, np.asarray(indices, dtype=np.int64),
                      {site: np.concatenate(parts).astype(np.float32) for site, parts in pooled.items()},
-                     np.concatenate(pooled_mel).astype(np.float32), sample.columns, sorted(positions), int(padded))
+                     np.concatenate(pooled_mel).astype(np.float32), sample.columns, sorted(positions), int(padded),
+                     frames_per_class)
 
 
 def _frame_mels(mel: np.ndarray, lengths: list[int]) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...models.random import random_whisper  # noqa: F401  (the control model; it lives below the studies, for Ray workers)
 from .fit import single_threaded
 
 
@@ -36,20 +37,3 @@ def control_labels(acoustics: np.ndarray, labels: np.ndarray, n_clusters: int, s
     dealt = values[np.searchsorted(shares, (np.arange(n_clusters) + 0.5) / n_clusters)]
     cluster_label = np.random.default_rng(seed).permutation(dealt)
     return cluster_label[clusters]
-
-
-def random_whisper(model, seed: int):
-    """A Whisper of the same dimensions, dtype and device as `model`, with PyTorch's default
-    initialisation drawn from a generator seeded by `seed`; no weights are loaded. The global
-    random state is left as it was."""
-    import torch
-
-    from ...hooked import HookedWhisper
-    from ...models.loading import to_device_and_dtype
-
-    dtype = next(model.parameters()).dtype
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        untrained = HookedWhisper(model.dims).eval()
-    untrained.name = f"random {getattr(model, 'name', 'whisper')}"
-    return to_device_and_dtype(untrained, model.device, dtype)

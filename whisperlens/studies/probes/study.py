@@ -9,11 +9,13 @@ control tasks, a random-weights Whisper and the majority class.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ...corpus.selection import CorpusSelection
+from ...distributed import ExecutorSpec, ModelRequest
 from ...errors import WhisperLensError
 from ...study import CorpusStudyConfig, Result, Study
 from . import report
@@ -43,6 +45,7 @@ class ProbesConfig(CorpusStudyConfig):
     # clips of the language task (evenly over its languages) on which a multilingual model's own
     # detect_language runs; it needs 30 s windows, about 1 s a clip for base on 2 cores
     detect_language_clips: int = 40
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)  # --executor local|ray, --ray-address, ...
 
     def validate(self) -> None:
         super().validate()
@@ -58,6 +61,7 @@ class ProbesConfig(CorpusStudyConfig):
                 raise WhisperLensError(f"{flag} must be a whole number of at least {minimum}, got {value!r}")
         if not self.regularization > 0:
             raise WhisperLensError(f"--regularization must be positive, got {self.regularization!r}")
+        self.executor.validate()
 
 
 class ProbesResult(Result):
@@ -83,9 +87,7 @@ def run(config: ProbesConfig, context) -> ProbesResult:
     models = {"trained": model}
     if config.random_model:
         models["random"] = random_whisper(model, config.seed)
-    collected = {kind: collect(each, corpus, indices, frame_clips, config.frames_per_class, config.seed, config.batch_size,
-                               progress=context.show_progress and f"probes: {kind} {config.model.model}")
-                 for kind, each in models.items()}
+    collected = {kind: _collect(kind, each, corpus, indices, frame_clips, config, context) for kind, each in models.items()}
     reference = collected["trained"]
     if "random" in collected:  # the same seeded keys over the same clips: the same frames for both models
         assert np.array_equal(collected["random"].frames.get("key"), reference.frames.get("key"))
@@ -107,6 +109,22 @@ def run(config: ProbesConfig, context) -> ProbesResult:
     folder.mkdir(parents=True, exist_ok=True)
     report.save_figures(summary, arrays, folder)
     return ProbesResult(config, summary, arrays, folder)
+
+
+def _collect(kind: str, model, corpus, indices: list[int], frame_clips: set[int], config: ProbesConfig, context):
+    """One model's pass over the clips: here, or in shards on Ray (the same result)."""
+    progress = context.show_progress and f"probes: {kind} {config.model.model}"
+    if not config.executor.is_ray:
+        return collect(model, corpus, indices, frame_clips, config.frames_per_class, config.seed, config.batch_size,
+                       progress=progress)
+    from .sharded import collect_sharded
+
+    spec = config.model
+    trained = kind == "trained"
+    request = ModelRequest(spec.model, spec.dtype, spec.device, json.dumps(config.interventions if trained else []),
+                           None if trained else config.seed)
+    return collect_sharded(corpus, config.corpus, request, indices, frame_clips, config.frames_per_class, config.seed,
+                           config.batch_size, config.executor, progress)
 
 
 def _stream_order(clips: list, tasks: list) -> tuple[list[int], set[int]]:
