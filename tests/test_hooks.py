@@ -175,9 +175,13 @@ def test_gradients_flow_to_activations_and_weights(tiny, speech):
     mel = log_mel(speech["fox"])[None]
     grads = {}
     tiny.zero_grad(set_to_none=True)
-    with tiny.hooks(bwd=[("encoder.blocks.2.hook_resid_post", lambda g, hook: grads.setdefault(hook.name, g))]):
-        logits = tiny.run(mel, TOKENS)
-        logits[0, -1, 2068].backward()
+    tiny.requires_grad_(True)  # weights come frozen (load_model); unfrozen, as for fine-tuning
+    try:
+        with tiny.hooks(bwd=[("encoder.blocks.2.hook_resid_post", lambda g, hook: grads.setdefault(hook.name, g))]):
+            logits = tiny.run(mel, TOKENS)
+            logits[0, -1, 2068].backward()
+    finally:
+        tiny.requires_grad_(False)
     assert grads["encoder.blocks.2.hook_resid_post"].abs().sum() > 0
     assert tiny.encoder.blocks[0].mlp[0].weight.grad.abs().sum() > 0
     tiny.zero_grad(set_to_none=True)
