@@ -130,7 +130,7 @@ def test_features_build_on_ray_equals_the_local_harvest(cluster, corpus, harvest
     store_dir = tmp_path / "store"
     argv = [sys.executable, "-m", "whisperlens", "features", "build", "--corpus", str(corpus.root), "--sets",
             "--hooks", *HOOKS, "--bases", "neurons", "random", "--random-features", str(config.random_features),
-            "--batch-size", str(config.batch_size), "--top-k", str(config.top_k), "--html", "false",
+            "--batch-size", str(config.batch_size), "--top-k", str(config.top_k), "--mode", config.mode, "--html", "false",
             "--store", str(store_dir), "--out", str(tmp_path / "result"), "--no-progress",
             "--executor", "ray", "--ray-address", cluster.address, "--shard-batches", "1"]
     done = subprocess.run(argv, capture_output=True, text=True, env=cluster.env, timeout=300, cwd=tmp_path)

@@ -80,7 +80,8 @@ class HarvestJob:
     def run(self, state, indices) -> HarvestPartial:
         model, corpus = state
         harvester = Harvester(corpus, self.config, model)  # fresh statistics; the bases are cheap to rebuild
-        stream = ActivationStream(model, corpus, harvester.hooks, mode=stream_mode(self.config.mode),
+        # stream_hooks: the sites' hooks and the pre-GELU hooks whose negative top-k they keep
+        stream = ActivationStream(model, corpus, harvester.stream_hooks, mode=stream_mode(self.config.mode),
                                   batch_size=self.config.batch_size, device="cpu", indices=indices,
                                   teacher_forcing=any(is_decoder_hook(hook) for hook in harvester.hooks))
         for batch in stream:
