@@ -21,6 +21,18 @@ def test_batched_log_mel_equals_whisper_per_clip(speech, short):
         assert torch.equal(batch[row], reference), row
 
 
+@pytest.mark.parametrize("short", [False, True])
+def test_log_mel_batch_in_chunks_equals_one_chunk(speech, short, monkeypatch):
+    """Long batches are transformed a chunk at a time (memory); the values do not depend on it, and
+    in short mode every chunk is cut to the longest clip of the whole batch."""
+    import whisperlens.audio
+
+    clips = [speech["fox"][:32000], speech["kitchen"][:20000], speech["weather"][:9000], speech["fox"][:15000]]
+    whole = log_mel_batch(clips, short=short)
+    monkeypatch.setattr(whisperlens.audio, "MEL_CHUNK", 3)
+    assert torch.equal(log_mel_batch(clips, short=short), whole)
+
+
 def test_log_mel_rejects_audio_over_30_seconds():
     with pytest.raises(WhisperLensError, match="at most 30 s"):
         log_mel_batch([np.zeros(31 * 16000, np.float32)])

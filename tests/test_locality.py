@@ -27,7 +27,13 @@ from whisperlens.studies.locality.encode import (
     teacher_tokens,
 )
 from whisperlens.studies.locality.heads import head_locality
-from whisperlens.studies.locality.relevance import normalised_residual, rollout, seed_relevance
+from whisperlens.studies.locality.relevance import (
+    dense_chefer_row,
+    normalised_residual,
+    rollout,
+    seed_relevance,
+    token_relevance,
+)
 from whisperlens.studies.locality.removal import (
     OUTPUT_HOOK,
     neighbour_lost,
@@ -122,6 +128,15 @@ def test_relevance_maps_sum_as_documented(tiny, fox_mel, fox):
     bar = normalised_residual(seed)
     has_off = off.sum(-1) > 0
     torch.testing.assert_close(bar.sum(-1)[has_off], torch.full((int(has_off.sum()),), 2.0), atol=1e-4, rtol=0)
+
+
+def test_the_factored_chefer_rule_equals_the_rule_as_written(tiny, fox_mel, fox):
+    tokens, _ = teacher_tokens(tokenizer_for(tiny), [fox.text], tiny.dims.n_text_ctx)
+    targets = [1, 5]  # after <|startoftranscript|><|notimestamps|>: the first text token's map and a later one's
+    fast = token_relevance(tiny, fox_mel, tokens, targets)["chefer"]
+    dense = token_relevance(tiny, fox_mel, tokens, targets, row=dense_chefer_row)["chefer"]
+    assert dense.abs().max() > 0.1
+    torch.testing.assert_close(fast, dense, atol=1e-5, rtol=1e-4)
 
 
 def test_replacing_positions_of_cached_features_equals_the_patch_intervention_in_a_full_pass(tiny, fox_mel):

@@ -97,9 +97,12 @@ def rollout(model, mel: torch.Tensor) -> torch.Tensor:
     return relevance
 
 
-def token_relevance(model, mel: torch.Tensor, tokens: torch.Tensor, targets: Sequence[int]) -> dict[str, torch.Tensor]:
+def token_relevance(model, mel: torch.Tensor, tokens: torch.Tensor, targets: Sequence[int],
+                    row=None) -> dict[str, torch.Tensor]:
     """For one clip (mel (1, n_mels, 3000), tokens (1, T)) and the positions `targets` (each predicts
-    the next token): Chefer's map and the last block's raw cross-attention, each (targets, 1500)."""
+    the next token): Chefer's map and the last block's raw cross-attention, each (targets, 1500).
+    `row` computes a target's Chefer row from its Ā (default `chefer_row`)."""
+    row = row or chefer_row
     recorder = PatternRecorder()
     with torch.enable_grad(), model.hooks(fwd=[(f"*.blocks.*.{kind}.hook_pattern", recorder) for kind in ("attn", "cross_attn")]):
         logits = model.run(mel.clone().requires_grad_(True), tokens)
@@ -111,22 +114,48 @@ def token_relevance(model, mel: torch.Tensor, tokens: torch.Tensor, targets: Seq
             target = logits[0, position, tokens[0, position + 1]]
             gradients = torch.autograd.grad(target, [recorder.patterns[name] for name in order], retain_graph=True)
             weights = {name: gradient_weighted(recorder.patterns[name].detach(), g) for name, g in zip(order, gradients)}
-            chefer.append(chefer_row(weights, encoder, decoder, crosses, position))
+            chefer.append(row(weights, encoder, decoder, crosses, position))
     cross = recorder.patterns[crosses[-1]].detach()[0].mean(0)[list(targets)]
     return {"chefer": torch.stack(chefer), "cross_attention": cross}
 
 
 def chefer_row(weights: dict[str, torch.Tensor], encoder: list[str], decoder: list[str], crosses: list[str],
                position: int) -> torch.Tensor:
-    """One target's R_ta row from its layers' Ā, by the rules in the module's docstring."""
-    audio = propagate_self(torch.eye(weights[encoder[0]].shape[-1]), [weights[name] for name in encoder])
-    audio_bar = normalised_residual(audio)
+    """One target's R_ta row from its layers' Ā, by the rules in the module's docstring.
+
+    R_aa (1500 × 1500) is never formed, because the cross-attention rule uses it only as Ā_cross·R̄_aa:
+    with R_aa = (I + Ā_L)…(I + Ā_1) and R̄_aa = D⁻¹(R_aa − I) + I (D: the row sums of R_aa − I),
+    Ā_cross·R̄_aa = (Ā_cross·D⁻¹)·R_aa − Ā_cross·D⁻¹ + Ā_cross, and X·R_aa is X pushed through the
+    factors: tokens × 1500 × 1500 per layer instead of 1500³ (`dense_chefer_row`, the rule as
+    written, is the test's reference)."""
+    layers = [weights[name] for name in encoder]
+    ones = torch.ones(layers[0].shape[-1], 1)
+    row_sums = propagate_self(ones, layers)[:, 0] - 1  # of R_aa − I
+    inverse = torch.where(row_sums > 0, 1 / row_sums.clamp_min(1e-12), torch.zeros_like(row_sums))
+    cross = torch.stack([weights[name] for name in crosses])  # (blocks, tokens, 1500)
+    scaled = cross * inverse
+    pushed = scaled
+    for weight in reversed(layers):
+        pushed = pushed + pushed @ weight
+    cross_bar = pushed - scaled + cross  # Ā_cross·R̄_aa per decoder block
+    return _decoder_rules(weights, decoder, cross_bar, position)
+
+
+def dense_chefer_row(weights: dict[str, torch.Tensor], encoder: list[str], decoder: list[str], crosses: list[str],
+                     position: int) -> torch.Tensor:
+    """`chefer_row` with R_aa and R̄_aa formed as the rules write them (the reference it is tested against)."""
+    audio_bar = normalised_residual(propagate_self(torch.eye(weights[encoder[0]].shape[-1]), [weights[n] for n in encoder]))
+    return _decoder_rules(weights, decoder, torch.stack([weights[name] @ audio_bar for name in crosses]), position)
+
+
+def _decoder_rules(weights: dict[str, torch.Tensor], decoder: list[str], cross_bar: torch.Tensor, position: int) -> torch.Tensor:
+    """R_ta's row `position` from the decoder blocks' self-attention Ā and each block's Ā_cross·R̄_aa."""
     n_tokens = weights[decoder[0]].shape[-1]
-    text, text_audio = torch.eye(n_tokens), torch.zeros(n_tokens, audio.shape[-1])
-    for self_name, cross_name in zip(decoder, crosses):
+    text, text_audio = torch.eye(n_tokens), torch.zeros(n_tokens, cross_bar.shape[-1])
+    for self_name, block_cross in zip(decoder, cross_bar):
         text_audio = text_audio + weights[self_name] @ text_audio
         text = text + weights[self_name] @ text
-        text_audio = text_audio + normalised_residual(text).T @ weights[cross_name] @ audio_bar
+        text_audio = text_audio + normalised_residual(text).T @ block_cross
     return text_audio[position]
 
 
@@ -140,15 +169,25 @@ class ClipMaps:
     targets: list[int]  # token positions whose next token the maps explain
 
 
-def clip_maps(model, clip, tokenizer=None) -> ClipMaps:
-    tokenizer = tokenizer or tokenizer_for(model)
-    mel = clip_mels(model, [clip])
+def _clip_inputs(model, clip, tokenizer):
+    """A clip's mel, its reference's teacher-forced tokens and the positions of its text tokens (not
+    the end-of-text), each of which predicts the next."""
     tokens, lengths = teacher_tokens(tokenizer, [clip.text], model.dims.n_text_ctx)
     prompt = len(tokenizer.sot_sequence_including_notimestamps)
-    targets = list(range(prompt - 1, lengths[0] - 2))  # the text tokens (not the end-of-text)
+    return clip_mels(model, [clip]), tokens.to(model.device), list(range(prompt - 1, lengths[0] - 2))
+
+
+def chefer_token_maps(model, clip, tokenizer=None) -> np.ndarray:
+    """The clip's Chefer rows (text tokens × 1500), what relevance targeting reads."""
+    mel, tokens, targets = _clip_inputs(model, clip, tokenizer or tokenizer_for(model))
+    return token_relevance(model, mel, tokens, targets)["chefer"].cpu().numpy()
+
+
+def clip_maps(model, clip, tokenizer=None) -> ClipMaps:
+    mel, tokens, targets = _clip_inputs(model, clip, tokenizer or tokenizer_for(model))
     n = encoder_positions(len(clip.audio))
     seed = seed_relevance(model, mel)
-    per_token = token_relevance(model, mel, tokens.to(model.device), targets)
+    per_token = token_relevance(model, mel, tokens, targets)
     columns = [seed[:n, :n], per_token["chefer"][:, :n], rollout(model, mel)[:n, :n], per_token["cross_attention"][:, :n]]
     scores = np.stack([rows.sum(0).cpu().numpy() for rows in columns])  # in MAPS order
     return ClipMaps(scores.astype(np.float32), {k: v.cpu().numpy() for k, v in per_token.items()},

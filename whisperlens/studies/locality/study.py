@@ -48,13 +48,14 @@ class LocalityConfig(CorpusStudyConfig):
     head_clips: int = 8  # clips (the selection's first) decoded with each head masked to k=10 alone
     removal_words: int = 100  # target words of the word-removal test (from clips transcribed exactly)
     margins: tuple[int, ...] = (0, 2, 5)  # frames added each side of a word's span
-    relevance_clips: int = 2  # clips whose relevance maps are computed (perturbation test, relevance targeting)
+    relevance_clips: int = 2  # clips whose every relevance map is computed (the perturbation test)
+    relevance_words: int = 24  # of the removal words, how many are also targeted by their token relevance map
     max_tokens: int = 48  # token limit of each decode; a transcript that reaches it counts as a repetition
     batch_size: int = 16  # clips decoded together
 
     def validate(self) -> None:
         super().validate()
-        for name in ("asterisk", "removal_words", "relevance_clips", "head_clips"):
+        for name in ("asterisk", "removal_words", "relevance_clips", "relevance_words", "head_clips"):
             if getattr(self, name) < 0:
                 raise WhisperLensError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
         if self.stat_clips < 1 or self.batch_size < 1:
@@ -217,10 +218,12 @@ def removal_section(model, clips, config: LocalityConfig, token_maps: dict, prog
     exact = [words_of(text) == words_of(clip.text) for clip, text in zip(candidates, texts)]
     whisper_times = {i: whisper_word_times(model, tokenizer, clip, select_rows(kv, slice(i, i + 1))) if exact[i] else None
                      for i, clip in enumerate(candidates)}
+    chefer_rows = {i: maps.tokens["chefer"] for i, maps in token_maps.items()}
+    chefer_rows.update(token_maps_for_targeting(model, tokenizer, candidates, exact, chefer_rows, config, progress))
     spans = {"alignment": lambda i: [(s, e) for _, s, e in candidates[i].words] if exact[i] else None,
              "whisper": lambda i: None if whisper_times[i] is None else [(s, e) for _, s, e in whisper_times[i]],
-             "relevance": lambda i: (relevance_spans(tokenizer, candidates[i], token_maps[i])
-                                     if exact[i] and i in token_maps else None)}
+             "relevance": lambda i: (relevance_spans(tokenizer, candidates[i], chefer_rows[i])
+                                     if exact[i] and i in chefer_rows else None)}
     edits = plan_edits(candidates, spans, config.margins, config.removal_words)
     outputs = run_edits(model, candidates, kv, cross_kv(model, padding_features(model)), edits, config.max_tokens, progress)
     scores = score_edits(candidates, edits, outputs)
@@ -238,6 +241,24 @@ def removal_section(model, clips, config: LocalityConfig, token_maps: dict, prog
                 for e, out in zip(edits, outputs) if e.margin == config.margins[0]][:9]
     return {"rows": summarise_edits(edits, scores), "offsets": offsets, "timing": timing, "examples": examples,
             "clips": int(sum(exact)), "candidates": len(candidates)}
+
+
+def token_maps_for_targeting(model, tokenizer, candidates, exact, known: dict, config: LocalityConfig, progress) -> dict:
+    """Chefer token maps (tokens, 1500) of the exactly transcribed candidates, in order, until their
+    words reach `relevance_words` (capped at `removal_words`); clips in `known` (the relevance
+    clips') are counted, not recomputed. Only Chefer's rows: relevance targeting needs no other map."""
+    from .relevance import chefer_token_maps
+
+    wanted, covered, chosen = min(config.relevance_words, config.removal_words), 0, []
+    for index, clip in enumerate(candidates):
+        if covered >= wanted:
+            break
+        if exact[index]:
+            covered += len(clip.words)
+            if index not in known:
+                chosen.append(index)
+    steps = progress(chosen, desc="relevance targeting", unit="clip") if progress else chosen
+    return {index: chefer_token_maps(model, candidates[index], tokenizer) for index in steps}
 
 
 class LocalityResult(Result):
@@ -349,7 +370,8 @@ def removal_views(s: dict) -> list:
     timing = removal.get("timing", {})
     blocks = [Figure("removal.png", f"{s['model']}: word removal by target span", numbers=numbers,
                      caption=f"Words of the {removal['clips']} of {removal['candidates']} clips whose clean transcript "
-                             "matches the reference. Relevance targeting runs on the relevance clips only.")]
+                             "matches the reference. Relevance targeting covers the first of those words "
+                             "(--relevance-words): each needs its own backward pass per token.")]
     if timing:
         blocks.append(Table(["boundary", "median offset (ms)", "mean |offset| (ms)"],
                             [[k, timing[k]["median_ms"], timing[k]["mean_abs_ms"]] for k in ("starts", "ends") if k in timing],

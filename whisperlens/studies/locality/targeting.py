@@ -29,15 +29,15 @@ def peak_run(values: np.ndarray, share: float = MASS_SHARE) -> tuple[int, int]:
     return first, stop
 
 
-def relevance_spans(tokenizer, clip, maps) -> list[tuple[float, float]] | None:
-    """(start s, end s) per reference word from its Chefer map, or None when the tokenizer's words
-    do not line up with the clip's."""
+def relevance_spans(tokenizer, clip, chefer: np.ndarray) -> list[tuple[float, float]] | None:
+    """(start s, end s) per reference word from its tokens' Chefer rows (`chefer`: tokens × 1500), or
+    None when the tokenizer's words do not line up with the clip's."""
     tokens = tokenizer.encode(" " + clip.text.strip())
     words, word_tokens = tokenizer.split_to_word_tokens(tokens)
     if [w.strip() for w in words] != [w for w, _, _ in clip.words]:
         return None
     n_frames = encoder_positions(len(clip.audio))
-    rows = maps.tokens["chefer"][:, :n_frames]
+    rows = chefer[:, :n_frames]
     spans, index = [], 0
     for pieces in word_tokens:
         first, stop = peak_run(rows[index: index + len(pieces)].sum(0))
