@@ -76,6 +76,14 @@ def corpus(tmp_path_factory) -> Corpus:
 
 
 @pytest.fixture(scope="session")
+def minimal_pair_corpus(tmp_path_factory):
+    """Two minimal pairs (four clips)."""
+    root = tmp_path_factory.mktemp("minimal_pairs")
+    build_corpus(CorpusConfig(out=root, clips=4, sets=("minimal_pairs",), workers=1), progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
 def harvested(corpus, tiny):
     return harvest(corpus, small_config(), progress=False, model=tiny)
 

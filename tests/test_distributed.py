@@ -247,7 +247,8 @@ def test_bad_executor_flags_are_one_line(flags, message, corpus, tmp_path, capsy
 
 def test_the_local_executor_imports_no_ray():
     code = ("import sys, whisperlens.cli, whisperlens.features.build, whisperlens.features.sharded, "
-            "whisperlens.studies.probes.study, whisperlens.distributed; "
+            "whisperlens.studies.probes.study, whisperlens.studies.locality.study, whisperlens.studies.layers.study, "
+            "whisperlens.studies.patching.study, whisperlens.distributed; "
             "from whisperlens.distributed import run_sharded; print(json.dumps('ray' in sys.modules))")
     out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) is False

@@ -1,7 +1,7 @@
 """The Ray executor on a real cluster on this machine: a head and a worker node started with
 `ray start` on free loopback ports, each with one CPU, stopped at the end. A small harvest (driven
-by the CLI, as a user would) and the probes study give exactly the local executor's results, and
-so does a harvest whose worker process is killed in the middle of a shard."""
+by the CLI, as a user would), the probes study and the patching study give exactly the local
+executor's results, and so does a harvest whose worker process is killed in the middle of a shard."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from whisperlens.study.runner import run_study
 
 from .conftest import HOOKS, small_config
 from .test_distributed import assert_same_harvest, same_array
+from .test_sharded_studies import assert_same_result, patching_config
 
 REPO = Path(__file__).resolve().parent.parent
 RAY = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
@@ -191,3 +192,21 @@ def test_probes_study_on_ray_equals_local(cluster, corpus, tmp_path):
     for name, array in local.arrays.items():
         assert np.array_equal(on_ray.arrays[name], array), name
     assert (tmp_path / "ray" / "result.json").read_text().count("fingerprint") == 1
+
+
+def test_patching_study_on_ray_equals_local(cluster, minimal_pair_corpus, tmp_path):
+    """A per-pair study (whisperlens.distributed.items): the override matrix's pairs as shards on
+    the cluster's two workers, merged on the driver, give the local result."""
+    import ray
+
+    from whisperlens.studies.patching.study import STUDY
+
+    ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             ignore_reinit_error=True)
+    results = {}
+    for executor in (ExecutorSpec(), ExecutorSpec("ray", cluster.address, shard_batches=1)):
+        folder = tmp_path / executor.executor
+        results[executor.executor], ran = run_study(STUDY, patching_config(minimal_pair_corpus, executor), folder,
+                                                    StudyContext(folder, progress=False))
+        assert ran
+    assert_same_result(results["ray"], results["local"])

@@ -91,6 +91,11 @@ def corpus_key(corpus: _Clips) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def english_speech(corpus) -> list:
+    """The English clips with word alignments: those the decoding studies score against their transcripts."""
+    return [clip for clip in corpus if clip.language == "en" and clip.words]
+
+
 def _first_per_voice(corpus: Corpus, per_voice: int) -> Corpus:
     # A voice is an engine's voice, as corpus/align.py's sample_per_voice counts them.
     seen: Counter[tuple[str, str]] = Counter()

@@ -13,8 +13,10 @@ the merged prefix so that a restarted driver resumes from it.
 Only `ray_backend` imports Ray, and only when a Ray executor runs.
 """
 
+from .items import ItemScores, ItemsJob, score_items
 from .jobs import ModelRequest, ShardJob
 from .runner import run_sharded, shard_ranges
 from .spec import EXECUTORS, ExecutorSpec
 
-__all__ = ["EXECUTORS", "ExecutorSpec", "ModelRequest", "ShardJob", "run_sharded", "shard_ranges"]
+__all__ = ["EXECUTORS", "ExecutorSpec", "ItemScores", "ItemsJob", "ModelRequest", "ShardJob", "run_sharded", "score_items",
+           "shard_ranges"]

@@ -30,6 +30,11 @@ class ModelRequest:
     interventions: str = "[]"  # JSON list of intervention specs, on for the job's whole run
     random_weights_seed: int | None = None  # a Whisper of the same size with seeded random weights (probes' control)
 
+    @classmethod
+    def for_study(cls, config) -> ModelRequest:
+        """The model a study config (a ModelStudyConfig) runs on, its interventions on."""
+        return cls(config.model.model, config.model.dtype, config.model.device, json.dumps(config.interventions))
+
     def key(self) -> str:
         return json.dumps([self.name, self.dtype, self.device, self.interventions, self.random_weights_seed])
 

@@ -112,10 +112,21 @@ TUNED_METRICS = ("kl", "agrees")  # what the tuned lens reports beside the logit
 def run_lens(model, clips: Sequence, batch_size: int, progress=False, translators=None) -> LensResult:
     """Read the logit lens at every point of every teacher-forced clip and, given translators
     (tuned.Translators), the tuned lens too."""
+    return lens_result(lens_columns(model, clips, batch_size, progress, translators), model.dims.n_text_layer)
+
+
+LENS_COLUMNS = ("kl", "agrees", "rank", "probability", "top_tokens", "tuned_kl", "tuned_agrees")  # (tokens, points)
+
+
+def lens_columns(model, clips: Sequence, batch_size: int, progress=False, translators=None,
+                 first: int = 0) -> dict[str, np.ndarray]:
+    """The lens's readings, one row per token in clip order (the columns `lens_result` puts
+    together): each metric (tokens, points), the target token and its clip's index (`first` for
+    the first of `clips`), so that the readings of consecutive clips concatenate."""
     parts: dict[str, list[torch.Tensor]] = {}
-    targets, clip_of_token, labels = [], [], []
+    targets, clip_of_token, n_points = [], [], 0
     for batch in point_vectors(model, clips, batch_size, progress and "logit lens"):
-        labels = batch.labels
+        n_points = len(batch.labels)
         with torch.inference_mode():
             final = batch.cache.logits_from_resid(batch.vectors[-1]).float().log_softmax(-1)
             for k, resid in enumerate(batch.vectors):
@@ -126,20 +137,24 @@ def run_lens(model, clips: Sequence, batch_size: int, progress=False, translator
                     for name in TUNED_METRICS:
                         parts.setdefault(f"tuned_{name}", []).append(tuned[name].cpu())
         targets.append(batch.targets.cpu())
-        clip_of_token.append(batch.clip_of_row)
-    n_points = len(labels)
+        clip_of_token.append(batch.clip_of_row + first)
+    # the batches' (rows,) pieces, point by point -> (tokens, points)
+    columns = {name: torch.stack([torch.cat(pieces[k::n_points]) for k in range(n_points)], 1).numpy()
+               for name, pieces in parts.items()}
+    dtypes = {"kl": np.float32, "rank": np.int32, "probability": np.float32, "top_tokens": np.int32, "tuned_kl": np.float32}
+    columns = {name: values.astype(dtypes[name]) if name in dtypes else values for name, values in columns.items()}
+    return {**columns, "targets": torch.cat(targets).numpy().astype(np.int32),
+            "clip_of_token": torch.cat(clip_of_token).numpy().astype(np.int32)}
 
-    def stacked(name: str) -> np.ndarray | None:  # the batches' (rows,) pieces, point by point -> (points, tokens)
-        pieces = parts.get(name)
-        return None if pieces is None else torch.stack([torch.cat(pieces[k::n_points]) for k in range(n_points)]).numpy()
 
-    tuned_kl = stacked("tuned_kl")
-    return LensResult([point_label(label, model.dims.n_text_layer) for label in labels],
-                      np.arange(n_points) / (n_points - 1),
-                      stacked("kl").astype(np.float32), stacked("agrees"), stacked("rank").astype(np.int32),
-                      stacked("probability").astype(np.float32), stacked("top_tokens").astype(np.int32),
-                      torch.cat(targets).numpy().astype(np.int32), torch.cat(clip_of_token).numpy().astype(np.int32),
-                      None if tuned_kl is None else tuned_kl.astype(np.float32), stacked("tuned_agrees"))
+def lens_result(columns: dict[str, np.ndarray], n_layers: int) -> LensResult:
+    """The LensResult of `lens_columns`' readings (of one pass, or of shards concatenated)."""
+    n_points = columns["kl"].shape[1]
+    labels = [f"{i}_{point}" for i in range(n_layers) for point in ("pre", "mid", "mid_cross")] + ["final_post"]
+    assert len(labels) == n_points, (labels, n_points)  # accumulated_resid's labels, as lens_hooks reads them
+    metrics = {name: np.ascontiguousarray(columns[name].T) if name in columns else None for name in LENS_COLUMNS}
+    return LensResult([point_label(label, n_layers) for label in labels], np.arange(n_points) / (n_points - 1),
+                      targets=columns["targets"], clip_of_token=columns["clip_of_token"], **metrics)
 
 
 def summarise_points(lens: LensResult) -> list[dict]:

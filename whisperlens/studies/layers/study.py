@@ -14,14 +14,16 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ...corpus.selection import CorpusSelection, short_asterisk_prompts
+from ...corpus.selection import CorpusSelection, english_speech, short_asterisk_prompts
+from ...distributed import ExecutorSpec
 from ...errors import WhisperLensError
 from ...study import CorpusStudyConfig, Figure, Result, Study, Table, Text
 from .figures import SEED_MEDIUM, heads_figure, lens_figure, removal_figure, seed_points
 from .heads import trace_loops
-from .lens import run_lens, summarise_points, token_examples
+from .lens import summarise_points, token_examples
 from .metrics import failure_kind, nonspeech_rates, score_nonspeech, score_speech, speech_rates
 from .removal import configurations, decode_configurations
+from .sharded import decode_sharded, lens_sharded, nonspeech_clips
 from .tuned import BATCH_TOKENS, LEARNING_RATE, held_out_clips, train_translators, training_set
 
 LENS_ARRAYS = ("kl", "agrees", "rank", "probability", "top_tokens", "targets", "clip_of_token", "tuned_kl",
@@ -51,6 +53,7 @@ class LayersConfig(CorpusStudyConfig):
     # English corpus clips outside the selection, drawn with the seed, to train the tuned lens on; 0: no tuned lens
     tuned_lens_clips: int = 0
     tuned_lens_steps: int = 40  # the tuned lens's training steps, each reading 64 tokens at every point
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)  # the lens and layer removal: --executor local|ray, ...
 
     def validate(self) -> None:
         super().validate()
@@ -65,20 +68,12 @@ class LayersConfig(CorpusStudyConfig):
         if self.loop_heads and not CONFIGURATION_NAME.fullmatch(self.loop_heads):
             raise WhisperLensError(f"--loop-heads names a configuration such as 'decoder skip 2' or 'encoder keep 1', "
                                    f"not {self.loop_heads!r}")
+        self.executor.validate()
 
 
-def nonspeech_clips(context, selection: CorpusSelection, per_kind: int) -> list:
-    """The first `per_kind` clips of each kind of the non-speech set, from the selection's corpus."""
-    if per_kind == 0:
-        return []
-    taken: dict[str, int] = {}
-    clips = []
-    for clip in context.corpus(CorpusSelection(path=selection.path, sets=("nonspeech",))):
-        kind = clip.meta.get("kind", "")
-        if taken.get(kind, 0) < per_kind:
-            taken[kind] = taken.get(kind, 0) + 1
-            clips.append(clip)
-    return clips
+def nonspeech_selection(selection: CorpusSelection) -> CorpusSelection:
+    """The non-speech set of the selection's corpus."""
+    return CorpusSelection(path=selection.path, sets=("nonspeech",))
 
 
 def asterisk_clips(count: int) -> list:
@@ -90,11 +85,12 @@ def run(config: LayersConfig, context) -> LayersResult:
     from ...models.loading import tokenizer_for
 
     model = context.model(config.model)
-    english = [clip for clip in context.corpus(config.corpus) if clip.language == "en" and clip.words]
+    english = english_speech(context.corpus(config.corpus))
     if not english:
         raise WhisperLensError("no English clips with words in the selection")
-    sets = {"english": english, "asterisk": asterisk_clips(config.asterisk),
-            "nonspeech": nonspeech_clips(context, config.corpus, config.nonspeech_per_kind)}
+    nonspeech = nonspeech_clips(context.corpus(nonspeech_selection(config.corpus)), config.nonspeech_per_kind) \
+        if config.nonspeech_per_kind else []
+    sets = {"english": english, "asterisk": asterisk_clips(config.asterisk), "nonspeech": nonspeech}
     sets = {name: clips for name, clips in sets.items() if clips}
     found = configurations(model.dims.n_audio_layer, model.dims.n_text_layer)
     traced = next((c for c in found if c.name == config.loop_heads), None)
@@ -109,7 +105,7 @@ def run(config: LayersConfig, context) -> LayersResult:
         translators, tuned, training_kl = tuned_lens(model, config, context, english)
         seconds["tuned_lens"] = round(time.perf_counter() - start, 1)
     start = time.perf_counter()
-    lens = run_lens(model, english, config.batch_size, context.show_progress, translators)
+    lens = lens_sharded(model, english, config.corpus, config, context, translators)
     seconds["lens"] = round(time.perf_counter() - start, 1)
     arrays = {f"lens.{name}": getattr(lens, name) for name in LENS_ARRAYS if getattr(lens, name) is not None}
     if translators is not None:
@@ -120,8 +116,7 @@ def run(config: LayersConfig, context) -> LayersResult:
     transcripts, failures, loop_heads = {}, [], None
     for set_name, clips in sets.items():
         start = time.perf_counter()
-        decodes = decode_configurations(model, clips, found, config.max_tokens, config.batch_size, context.progress,
-                                        desc=set_name)
+        decodes = decode_set(model, set_name, clips, found, config, context)
         seconds[set_name] = round(time.perf_counter() - start, 1)
         counts = measure_set(set_name, clips, decodes, rows, failures)
         arrays.update({f"{set_name}.{name}": values for name, values in counts.items()})
@@ -151,6 +146,18 @@ def run(config: LayersConfig, context) -> LayersResult:
                         "examples": token_examples(lens, tokenizer_for(model), [c.id for c in english], config.examples)},
                "configurations": rows, "failures": failures, "transcripts": transcripts, "loop_heads": loop_heads}
     return LayersResult(config, summary, arrays, folder)
+
+
+def decode_set(model, set_name: str, clips: list, found: list, config: LayersConfig, context):
+    """Every configuration's transcripts of a set: the corpus's sets in shards run by `config.executor`;
+    the Asterisk prompts, outside the corpus (a worker on another node may not have them), here."""
+    if set_name == "asterisk":
+        return decode_configurations(model, clips, found, config.max_tokens, config.batch_size, context.progress,
+                                     desc=set_name)
+    if set_name == "nonspeech":
+        return decode_sharded(model, clips, nonspeech_selection(config.corpus), found, config, context, set_name,
+                              per_kind=config.nonspeech_per_kind)
+    return decode_sharded(model, clips, config.corpus, found, config, context, set_name)
 
 
 def tuned_lens(model, config: LayersConfig, context, evaluated: list):

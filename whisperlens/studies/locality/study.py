@@ -17,6 +17,7 @@ import torch
 
 from ...audio import encoder_positions, load_audio
 from ...corpus.selection import CorpusSelection, short_asterisk_prompts
+from ...distributed import ExecutorSpec
 from ...errors import WhisperLensError
 from ...greedy import cross_kv, select_rows
 from ...models.loading import tokenizer_for
@@ -29,7 +30,7 @@ from .heads import LOCAL_SHARE, LOCAL_WINDOW, MEASURES, SCOPES, WINDOWS, head_lo
 from .relevance import FRACTIONS, MAPS, area, clip_maps, perturbation_curves, removal_orders
 from .removal import clean_features, plan_edits, run_edits, score_edits, summarise_edits, whisper_word_times
 from .scoring import clip_counts, rates
-from .sweep import HEAD_HALF_WIDTH, decode_masks, global_masks, group_masks, head_masks
+from .sweep import HEAD_HALF_WIDTH, decode_masks, global_masks, group_masks, head_masks, sweep_english
 from .targeting import relevance_spans
 
 SETS = ("english", "asterisk")  # the order they show in (result.json sorts a dict's keys)
@@ -52,6 +53,7 @@ class LocalityConfig(CorpusStudyConfig):
     relevance_words: int = 24  # of the removal words, how many are also targeted by their token relevance map
     max_tokens: int = 48  # token limit of each decode; a transcript that reaches it counts as a repetition
     batch_size: int = 16  # clips decoded together
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)  # the English band sweeps: --executor local|ray, ...
 
     def validate(self) -> None:
         super().validate()
@@ -66,6 +68,7 @@ class LocalityConfig(CorpusStudyConfig):
             raise WhisperLensError(f"--margins are frame counts of 0 or more, got {self.margins}")
         if not 8 <= self.max_tokens <= 224:
             raise WhisperLensError(f"--max-tokens must lie in 8-224, got {self.max_tokens}")
+        self.executor.validate()
 
 
 @contextmanager
@@ -103,7 +106,8 @@ def run(config: LocalityConfig, context) -> LocalityResult:
     for set_name, clips in sets.items():
         chosen = masks if set_name == "english" else masks[: len(config.half_widths) + 1]
         with timed(seconds, f"band sweep, {set_name}"):
-            outputs = decode_masks(model, clips, chosen, config.max_tokens, config.batch_size, context.progress, set_name)
+            outputs = sweep_english(model, clips, chosen, config, context, set_name) if set_name == "english" else \
+                decode_masks(model, clips, chosen, config.max_tokens, config.batch_size, context.progress, set_name)
         for row, output in zip(sweep_rows, outputs):
             counts = clip_counts([clip.text for clip in clips], output)
             row[set_name] = rates(counts, output.log_prob)
@@ -113,8 +117,8 @@ def run(config: LocalityConfig, context) -> LocalityResult:
         head_set = english[: config.head_clips]
         with timed(seconds, "one head at a time"):
             per_head = head_masks(n_layers, n_heads)
-            outputs = decode_masks(model, head_set, [global_masks((None,))[0], *per_head], config.max_tokens,
-                                   config.batch_size, context.progress, "one head at k=10")
+            outputs = sweep_english(model, head_set, [global_masks((None,))[0], *per_head], config, context,
+                                    "one head at k=10")
         references = [clip.text for clip in head_set]
         head_baseline = rates(clip_counts(references, outputs[0]), outputs[0].log_prob)
         for mask, output in zip(per_head, outputs[1:]):

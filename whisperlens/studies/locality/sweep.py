@@ -17,7 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
 
+import numpy as np
+
 from ...audio import N_ENCODER_FRAMES
+from ...corpus.selection import CorpusSelection, corpus_key, english_speech
+from ...distributed import ItemsJob, ModelRequest, score_items
+from ...distributed.items import transcript_columns, transcript_lists
 from ...greedy import DECODE_ROWS, concat_kv, cross_kv, greedy_decode
 from ...interventions import AttentionMask
 from ...models.loading import tokenizer_for
@@ -105,3 +110,43 @@ def decode_masks(model, clips: Sequence, masks: Sequence[BandMask], max_tokens: 
             del kv
         del inputs, clean
     return outputs
+
+
+# ---- the sweep over the selection's English clips, in shards (whisperlens.distributed) -------
+
+
+@dataclass
+class SweepJob(ItemsJob):
+    """decode_masks on the first `clips` English clips of a corpus selection, scored per clip."""
+
+    corpus: CorpusSelection
+    corpus_key: str
+    model: ModelRequest
+    clips: int
+    masks: tuple[BandMask, ...]
+    max_tokens: int
+    batch_size: int
+    desc: str
+
+    def items(self) -> list:
+        return english_speech(self.opened_corpus())[: self.clips]
+
+    def score(self, model, clips, first, progress) -> dict:
+        outputs = decode_masks(model, clips, self.masks, self.max_tokens, self.batch_size, progress, self.desc)
+        columns = transcript_columns([o.texts for o in outputs], [o.tokens for o in outputs],
+                                     [o.hit_limit for o in outputs], self.max_tokens)
+        return {**columns, "log_prob": np.array([o.log_prob for o in outputs], dtype=np.float64).T}
+
+
+def sweep_english(model, clips: Sequence, masks: Sequence[BandMask], config, context, desc: str) -> list[Transcripts]:
+    """`decode_masks` of `clips`, the first English clips of `config.corpus`, in shards run by
+    `config.executor` (here or on a Ray cluster): the same transcripts and log-probabilities."""
+    corpus = context.corpus(config.corpus)
+    assert [clip.id for clip in clips] == [clip.id for clip in english_speech(corpus)[: len(clips)]]
+    job = SweepJob(config.corpus, corpus_key(corpus), ModelRequest.for_study(config), len(clips), tuple(masks),
+                   config.max_tokens, config.batch_size, desc)
+    columns = score_items(job, len(clips), config.batch_size, config.executor, model=model,
+                          progress=context.show_progress and context.progress, desc=desc)
+    texts, tokens, hit_limit = transcript_lists(columns)
+    return [Transcripts(texts[row], tokens[row], hit_limit[row].tolist(), columns["log_prob"][:, row].tolist())
+            for row in range(len(masks))]

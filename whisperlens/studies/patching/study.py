@@ -13,15 +13,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...corpus.selection import CorpusSelection
+from ...distributed import ExecutorSpec
 from ...errors import WhisperLensError
 from ...patching import LabelledArray
 from ...study import CorpusStudyConfig, Figure, ModelSpec, Result, Study, Table, Text
 from .crosslingual import transfer, transfer_summary
 from .figures import restricted_figure
-from .matrix import distinguishes, layer_matrix, matrix_summary
+from .matrix import distinguishes, matrix_summary
 from .pair import add_commands
 from .pairs import minimal_pairs, translation_pairs
 from .positions import REGIONS, SOURCES, group_summary, restricted, restricted_summary, window_offsets, windows
+from .sharded import layer_matrix_sharded
 
 # Seed 004's published numbers (Whisper tiny, multilingual; 869 English pairs, 162 English/Spanish;
 # gTTS audio), quoted, not re-measured here.
@@ -49,6 +51,7 @@ class PatchingConfig(CorpusStudyConfig):
     crosslingual_pairs: int = 4  # English/Spanish pairs on the multilingual model; 0: none
     crosslingual_model: str = "base"  # a multilingual model for the transfer matrix
     batch_size: int = 8  # pairs patched together
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)  # the override matrix: --executor local|ray, ...
 
     def validate(self) -> None:
         super().validate()
@@ -63,6 +66,7 @@ class PatchingConfig(CorpusStudyConfig):
             raise WhisperLensError(f"--window must lie in 1-50 positions, got {self.window}")
         if self.batch_size < 1:
             raise WhisperLensError(f"--batch-size must be positive, got {self.batch_size}")
+        self.executor.validate()
 
 
 def run(config: PatchingConfig, context) -> PatchingResult:
@@ -82,7 +86,7 @@ def run(config: PatchingConfig, context) -> PatchingResult:
     folder.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
-    matrix = layer_matrix(model, pairs, "en", config.batch_size, context.progress)
+    matrix = layer_matrix_sharded(model, len(pairs), config, context)
     seconds["matrix"] = round(time.perf_counter() - start, 1)
     arrays.update({f"matrix.{name}": values for name, values in matrix.items()})
     summary["matrix"] = matrix_summary(matrix)
