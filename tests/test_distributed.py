@@ -231,8 +231,10 @@ def test_executor_is_not_part_of_a_result_fingerprint():
     (["--executor", "spark"], "invalid choice"),
     (["--ray-address", "127.0.0.1:1"], "--ray-address needs --executor ray"),
     (["--executor", "ray", "--shard-batches", "0"], "--shard-batches must be a positive whole number"),
+    (["--executor", "ray", "--ray-address", "127.0.0.1:1"], "cannot reach a Ray cluster at '127.0.0.1:1'"),
 ])
 def test_bad_executor_flags_are_one_line(flags, message, corpus, tmp_path, capsys):
+    """Including an address where no cluster listens: one line at once, not Ray's minutes of retries."""
     argv = ["features", "build", "--corpus", str(corpus.root), "--sets", "english", *flags, "--store", str(tmp_path / "s"),
             "--out", str(tmp_path / "out"), "--no-progress"]
     try:
@@ -243,6 +245,16 @@ def test_bad_executor_flags_are_one_line(flags, message, corpus, tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert message in err.splitlines()[-1] and "Traceback" not in err  # argparse's own errors follow the usage
     assert not (tmp_path / "out").exists() and not (tmp_path / "s").exists()
+
+
+def test_a_study_that_cannot_reach_its_cluster_leaves_no_folder(minimal_pair_corpus, tmp_path, capsys):
+    out = tmp_path / "patching"
+    status = main(["patching", "run", "--corpus", str(minimal_pair_corpus), "--sets", "minimal_pairs", "--pairs", "2",
+                   "--position-pairs", "0", "--window-pairs", "0", "--crosslingual-pairs", "0", "--executor", "ray",
+                   "--ray-address", "127.0.0.1:1", "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert status != 0 and "cannot reach a Ray cluster" in err.splitlines()[-1] and "Traceback" not in err
+    assert not out.exists()
 
 
 def test_the_local_executor_imports_no_ray():

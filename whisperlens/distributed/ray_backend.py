@@ -46,6 +46,21 @@ class ShardWorker:
         return os.getpid()
 
 
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A one-line error when a HOST:PORT address does not accept a connection: `ray.init` would
+    retry the cluster's control store for minutes before giving up. ("auto" and "ray://" addresses
+    are Ray's to resolve; it fails fast on those.)"""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise WhisperLensError(f"cannot reach a Ray cluster at {address!r}: {error.strerror or error}") from None
+
+
 def connect(spec: ExecutorSpec):
     """Join the cluster at `spec.ray_address`, or start one in this process."""
     try:
@@ -58,6 +73,7 @@ def connect(spec: ExecutorSpec):
             if spec.ray_address is None:  # "local": a new cluster, even where `ray start` runs one
                 ray.init(address="local", num_cpus=os.cpu_count(), object_store_memory=LOCAL_OBJECT_STORE_BYTES, **options)
             else:
+                check_reachable(spec.ray_address)
                 ray.init(address=spec.ray_address, **options)
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise WhisperLensError(f"cannot reach a Ray cluster at {spec.ray_address!r}: {str(error).splitlines()[0]}") from None

@@ -8,6 +8,7 @@ pipeline goes.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from pathlib import Path
 
@@ -34,14 +35,25 @@ def run_study(study: Study, config, folder: Path | str, context: StudyContext, f
             and record.get("format_version") == study.result.format_version:
         return study.result.load(folder), False
     study_context = context.for_study(folder, getattr(config, "interventions", None))
+    created = not folder.exists()
     try:
         result = study.run(config, study_context)
+    except BaseException:
+        if created:
+            _remove_if_empty(folder)  # a run that failed before writing anything leaves no folder behind
+        raise
     finally:
         study_context.close()
     result.fingerprint = expected
     result.save(folder)
     write_study_page(result, study.title, command_line(study, config), study.description)
     return result, True
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove `folder` when it holds no files (empty folders only): checkpoints stay for a resume."""
+    if folder.is_dir() and not any(path.is_file() for path in folder.rglob("*")):
+        shutil.rmtree(folder)
 
 
 def command_line(study: Study, config) -> str:
