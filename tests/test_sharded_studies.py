@@ -118,3 +118,37 @@ def test_patching_override_matrix_in_shards_equals_one_pass(minimal_pair_corpus,
     assert reversed_shards == [0, 1, 0]
     assert_same_result(sharded, one_pass)
     assert one_pass.arrays["matrix.normalised"].shape == (2, 4, 4)
+
+
+def test_an_interrupted_sharded_study_resumes_at_the_next_shard(minimal_pair_corpus, monkeypatch, tmp_path):
+    """The override matrix in two shards: interrupted after the first, the rerun (same folder) runs
+    only the second, gives the one-pass result, and leaves no checkpoint behind."""
+    from whisperlens.studies.patching.study import STUDY
+
+    monkeypatch.setattr(runner, "SAVE_EVERY_S", 0.0)  # checkpoint after every merged shard
+    run_here, ran = runner._run_here, []
+
+    def interrupted_after_one(job, todo, on_result, model):
+        def first_then_stop(shard, partial):
+            on_result(shard, partial)
+            raise KeyboardInterrupt
+
+        run_here(job, todo, first_then_stop, model)
+
+    def recorded(job, todo, on_result, model):
+        ran.extend(shard for shard, _ in todo)
+        run_here(job, todo, on_result, model)
+
+    out = tmp_path / "sharded"
+    config = patching_config(minimal_pair_corpus, ONE_BATCH_SHARDS)
+    monkeypatch.setattr(runner, "_run_here", interrupted_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(STUDY, config, out, StudyContext(out, progress=False))
+    assert len(list((out / "checkpoints").glob("shards-*.npz"))) == 1
+    monkeypatch.setattr(runner, "_run_here", recorded)
+    resumed, _ = run_study(STUDY, config, out, StudyContext(out, progress=False))
+    assert ran == [1]
+    assert not (out / "checkpoints").exists()
+    one_pass, _ = run_study(STUDY, patching_config(minimal_pair_corpus, ONE_PASS), tmp_path / "one-pass",
+                            StudyContext(tmp_path / "one-pass", progress=False))
+    assert_same_result(resumed, one_pass)

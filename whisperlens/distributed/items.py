@@ -10,7 +10,7 @@ pass and the study's summary, computed from them on the driver, is too.
         def items(self): return english_clips(self.opened_corpus())
         def score(self, model, clips, first, progress): return {"log_prob": ...}   # arrays, one row per clip
 
-    columns = score_items(job, len(clips), batch_size, config.executor, model=model, progress=context.progress)
+    columns = score_items(job, len(clips), config.batch_size, config.executor, context, "sweep", model=model)
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -109,17 +110,25 @@ def _json_value(value):
     raise TypeError(f"a shard job's field holds a {type(value).__name__}, which has no fingerprint")
 
 
-def score_items(job: ItemsJob, n_items: int, batch_size: int, executor: ExecutorSpec, *, model=None,
-                progress: Callable | bool = False, desc: str = "items") -> dict[str, np.ndarray]:
+def score_items(job: ItemsJob, n_items: int, batch_size: int, executor: ExecutorSpec, context, desc: str, *,
+                model=None) -> dict[str, np.ndarray]:
     """The job's columns over all `n_items` items, in shards of `executor.shard_batches` batches of
     `batch_size` items, run here (`model`: the one loaded here) or on Ray, and concatenated in order.
-    `progress`: a tqdm-like callable (a study context's `progress`), or False for no bar."""
+    `context` is the study's: its progress bars, and its folder's `checkpoints/`, where the merged
+    shards are saved as they come so that a rerun after an interruption starts at the next shard
+    (the study runner removes the folder once the result is saved)."""
     shards = shard_ranges(n_items, batch_size * executor.shard_batches)
+    checkpoint = context.checkpoint_path(f"shards-{_file_name(desc)}")
     if executor.is_ray:
-        return run_sharded(job, shards, executor, progress=bool(progress) and desc).columns
+        return run_sharded(job, shards, executor, checkpoint_path=checkpoint,
+                           progress=context.show_progress and desc).columns
     local = dataclasses.replace(job)
-    local.progress = progress or None  # each shard shows its batches
-    return run_sharded(local, shards, executor, model=model).columns
+    local.progress = context.progress if context.show_progress else None  # each shard shows its batches
+    return run_sharded(local, shards, executor, checkpoint_path=checkpoint, model=model).columns
+
+
+def _file_name(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 # ---- transcripts as columns: a decode's texts, tokens and token-limit flags, one row per clip ----

@@ -61,8 +61,11 @@ class _OrderedMerge:
         self.last_save = time.monotonic()
 
 
+SAVE_EVERY_S = 30.0  # the longest a checkpoint of the merged shards lags behind
+
+
 def run_sharded(job: ShardJob, shards: Sequence[Sequence[int]], spec: ExecutorSpec | None = None, *,
-                checkpoint_path: Path | None = None, save_every_s: float = 30.0, progress: bool | str = False,
+                checkpoint_path: Path | None = None, save_every_s: float | None = None, progress: bool | str = False,
                 model=None) -> Partial:
     """Run `job` on every shard (here, or on Ray as `spec` says) and merge the partials in shard
     order. With `checkpoint_path`, the merged prefix is saved at most every `save_every_s` seconds
@@ -79,7 +82,7 @@ def run_sharded(job: ShardJob, shards: Sequence[Sequence[int]], spec: ExecutorSp
     shards = [list(shard) for shard in shards]
     key = hashlib.sha256(json.dumps([job.fingerprint(), shards]).encode()).hexdigest()[:16]
     checkpoint = Checkpoint(Path(checkpoint_path), key) if checkpoint_path is not None else None
-    merge = _OrderedMerge(job, len(shards), checkpoint, save_every_s)
+    merge = _OrderedMerge(job, len(shards), checkpoint, SAVE_EVERY_S if save_every_s is None else save_every_s)
     todo = [(i, shard) for i, shard in enumerate(shards) if i >= merge.done]
     label = progress if isinstance(progress, str) else "shards"
     with tqdm(total=sum(map(len, shards)), initial=sum(len(s) for s in shards[: merge.done]), unit="clip", desc=label,

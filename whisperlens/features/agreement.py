@@ -89,7 +89,7 @@ def run(config: AgreementConfig, context) -> AgreementResult:
         harvest_config = HarvestConfig(model=config.model.model, hooks=config.hooks, bases=("neurons",), mode=mode,
                                        top_k=config.top_k, batch_size=config.batch_size, seed=config.seed)
         model = context.model(replace(config.model, dtype="bfloat16") if mode == "short-bf16" else config.model)
-        checkpoint = context.folder / "checkpoints" / f"{mode}.npz"
+        checkpoint = context.checkpoint_path(mode)
         results[mode] = Harvester(corpus, harvest_config, model).run(checkpoint, context.show_progress)
         rates[mode] = results[mode].clips_per_second
         checkpoint.unlink()  # resumes an interrupted mode; a finished one is measured afresh next time

@@ -59,7 +59,11 @@ class StudyContext:
         return tqdm(iterable, disable=not self.show_progress, **options)
 
     def checkpoint(self, name: str, fingerprint: str) -> Checkpoint:
-        return Checkpoint(self.folder / "checkpoints" / f"{name}.npz", fingerprint)
+        return Checkpoint(self.checkpoint_path(name), fingerprint)
+
+    def checkpoint_path(self, name: str) -> Path:
+        """Where the checkpoint `name` of this run lives; the study runner clears them all once the result is saved."""
+        return self.folder / "checkpoints" / f"{name}.npz"
 
     def close(self) -> None:
         """End the run: interventions come off the shared models."""

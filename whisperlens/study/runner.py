@@ -46,6 +46,7 @@ def run_study(study: Study, config, folder: Path | str, context: StudyContext, f
         study_context.close()
     result.fingerprint = expected
     result.save(folder)
+    shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # what an interrupted run would have resumed from
     write_study_page(result, study.title, command_line(study, config), study.description)
     return result, True
 

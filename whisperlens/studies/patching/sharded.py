@@ -34,5 +34,4 @@ def layer_matrix_sharded(model, n_pairs: int, config, context, language: str | N
     of `config.executor.shard_batches` batches of pairs run by `config.executor`."""
     job = MatrixJob(config.corpus, corpus_key(context.corpus(config.corpus)), ModelRequest.for_study(config),
                     config.pairs, language, config.batch_size)
-    return score_items(job, n_pairs, config.batch_size, config.executor, model=model,
-                       progress=context.show_progress and context.progress, desc="override matrix")
+    return score_items(job, n_pairs, config.batch_size, config.executor, context, "override matrix", model=model)
