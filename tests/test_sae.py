@@ -163,3 +163,34 @@ def test_latent_directions_initialised_from_data_point_at_centred_training_vecto
     centred = training - training.mean(0)
     cosines = (sae.W_dec / sae.W_dec.norm(dim=1, keepdim=True)) @ (centred / centred.norm(dim=1, keepdim=True)).T
     assert torch.allclose(cosines.max(1).values, torch.ones(16), atol=1e-5)  # each is some centred training vector
+
+
+def test_whitened_training_starts_latents_in_whitened_space_and_folds_the_whitening_back():
+    from whisperlens.sae.train import (
+        build_training_sae,
+        initialise_directions_from_data,
+        initialise_whitening,
+        make_trainer,
+    )
+
+    generator = torch.Generator().manual_seed(0)
+    atoms = torch.randn(16, 8, generator=generator) * torch.logspace(1, -1, 8)  # an anisotropic dictionary
+    codes = torch.rand(4000, 16, generator=generator) * (torch.rand(4000, 16, generator=generator) < 0.15)
+    training = codes @ atoms + 3.0  # sparse sums of atoms with an offset
+    config = SAETrainingConfig(hook=HOOK, expansion=2, k=4, batch_size=128, training_vectors=25_600, lr=3e-3,
+                               whiten_input=True, init_decoder_from_data=True)
+    sae = build_training_sae(config, 8)
+    trainer = make_trainer(config, sae, iter([]), steps=100)
+    initialise_whitening(trainer, sae, training, config)
+    whitened = trainer.activation_scaler.scale(training)
+    assert whitened.mean(0).abs().max() < 0.1
+    # estimated on 50 batches: close to the identity (the raw variances span 100 to 0.01)
+    torch.testing.assert_close(torch.cov(whitened.T), torch.eye(8), atol=0.25, rtol=0)
+    initialise_directions_from_data(sae, training, 0, trainer.activation_scaler.scale)
+    centred = whitened - whitened.mean(0)
+    cosines = (sae.W_dec / sae.W_dec.norm(dim=1, keepdim=True)) @ (centred / centred.norm(dim=1, keepdim=True)).T
+    assert torch.allclose(cosines.max(1).values, torch.ones(16), atol=1e-4)
+    result = train_sae(training, config)
+    # fit() folded the whitening into the weights: the saved SAE reads and rebuilds raw vectors
+    assert result.inference_sae.cfg.normalize_activations == "none"
+    assert result.metrics["explained_variance"] > 0.8, result.metrics
