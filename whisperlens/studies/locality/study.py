@@ -2,7 +2,7 @@
 
     whisperlens locality run                                   # tiny.en, the default (72 clips, 100 words; minutes)
     whisperlens locality run --per-voice 23 --asterisk 20 --head-clips 8 --stat-clips 8 \\
-        --removal-words 200 --relevance-clips 4                 # the issue's ≥ 200 setting (207 clips, 200 words)
+        --removal-words 200 --relevance-clips 4 --relevance-words 200   # the issue's ≥ 200 setting (207 clips, 200 words)
     whisperlens locality remove AUDIO --word "questions"       # one edit, original and edited transcript
 """
 
@@ -209,7 +209,7 @@ def _text_tokens(tokenizer, text: str) -> list[int]:
 
 def removal_section(model, clips, config: LocalityConfig, token_maps: dict, progress) -> dict:
     """Word removal over the corpus, each word targeted by the alignment, Whisper's timestamps and (on
-    the relevance clips) its token relevance map."""
+    the first `relevance_words` words) its token relevance map."""
     from ...transcripts import word_splitter
 
     if config.removal_words == 0:
