@@ -135,7 +135,7 @@ def removal_figure(rows: list[dict], folder: Path, model: str) -> str:
         ax.bar(np.arange(len(rows)) + (offset - 1.5) * width, [100 * r[key] for r in rows], width, color=color,
                label=key.replace("_rate", "").replace("_", " "))
     ax.set_xticks(range(len(rows)), labels, fontsize=7)
-    ax.set(ylabel="% of target words", title=f"{model}: removing a word's span of encoder outputs")
-    ax.legend(fontsize=7)
+    ax.set(ylabel="% of target words", title=f"{model}: removing a word's span of encoder outputs", ylim=(0, 118))
+    ax.legend(fontsize=7, ncol=4, loc="upper center")  # above the bars, which reach 100
     ax.grid(alpha=0.3, axis="y")
     return save_figure(figure, folder, "removal.png")
