@@ -28,11 +28,22 @@ def reversed_shards(monkeypatch):
     order: list[int] = []
 
     def last_first(job, todo, on_result, model):
+        assert_workers_rebuild_the_items(job)
         order.extend(shard for shard, _ in reversed(todo))
         run_here(job, list(reversed(todo)), on_result, model)
 
     monkeypatch.setattr(runner, "_run_here", last_first)
     return order
+
+
+def assert_workers_rebuild_the_items(job) -> None:
+    """A local run hands the job the driver's own items; a Ray worker rebuilds them with `items()`,
+    which must give the same list."""
+    def key(item):
+        return getattr(item, "id", None) or (item.pair_id, item.word_a, item.word_b)
+
+    assert job.items_here is not None
+    assert [key(item) for item in job.items()] == [key(item) for item in job.items_here]
 
 
 def run_both(study, make_config, folder) -> tuple:

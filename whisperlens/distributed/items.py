@@ -10,7 +10,7 @@ pass and the study's summary, computed from them on the driver, is too.
         def items(self): return english_clips(self.opened_corpus())
         def score(self, model, clips, first, progress): return {"log_prob": ...}   # arrays, one row per clip
 
-    columns = score_items(job, len(clips), config.batch_size, config.executor, context, "sweep", model=model)
+    columns = score_items(job, clips, config.batch_size, config.executor, context, "sweep", model=model)
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ class ItemsJob:
     corpus_key: str
     model: ModelRequest
     progress: Callable | None = None  # set on a local run only: a progress bar is no use on a Ray worker
+    items_here: Sequence | None = None  # set on a local run only: the driver's own list, not rebuilt
 
     def items(self) -> Sequence:
         raise NotImplementedError
@@ -86,7 +87,7 @@ class ItemsJob:
         return hashlib.sha256(json.dumps(record, sort_keys=True, default=_json_value).encode()).hexdigest()[:16]
 
     def open(self, model):
-        return model, self.items()
+        return model, (self.items() if self.items_here is None else self.items_here)
 
     def run(self, state, indices: Sequence[int]) -> ItemScores:
         model, items = state
@@ -110,20 +111,22 @@ def _json_value(value):
     raise TypeError(f"a shard job's field holds a {type(value).__name__}, which has no fingerprint")
 
 
-def score_items(job: ItemsJob, n_items: int, batch_size: int, executor: ExecutorSpec, context, desc: str, *,
+def score_items(job: ItemsJob, items: Sequence, batch_size: int, executor: ExecutorSpec, context, desc: str, *,
                 model=None) -> dict[str, np.ndarray]:
-    """The job's columns over all `n_items` items, in shards of `executor.shard_batches` batches of
-    `batch_size` items, run here (`model`: the one loaded here) or on Ray, and concatenated in order.
-    `context` is the study's: its progress bars, and its folder's `checkpoints/`, where the merged
-    shards are saved as they come so that a rerun after an interruption starts at the next shard
-    (the study runner removes the folder once the result is saved)."""
-    shards = shard_ranges(n_items, batch_size * executor.shard_batches)
+    """The job's columns over `items` (the driver's list, which each Ray worker rebuilds with
+    `job.items()`), in shards of `executor.shard_batches` batches of `batch_size` items, run here
+    (`model`: the one loaded here) or on Ray, and concatenated in order. `context` is the study's:
+    its progress bars, and its folder's `checkpoints/`, where the merged shards are saved as they
+    come so that a rerun after an interruption starts at the next shard (the study runner removes
+    the folder once the result is saved)."""
+    shards = shard_ranges(len(items), batch_size * executor.shard_batches)
     checkpoint = context.checkpoint_path(f"shards-{_file_name(desc)}")
     if executor.is_ray:
         return run_sharded(job, shards, executor, checkpoint_path=checkpoint,
                            progress=context.show_progress and desc).columns
     local = dataclasses.replace(job)
     local.progress = context.progress if context.show_progress else None  # each shard shows its batches
+    local.items_here = items
     return run_sharded(local, shards, executor, checkpoint_path=checkpoint, model=model).columns
 
 

@@ -18,13 +18,15 @@ import torch
 from ...hooks import ActivationCache
 from ...stream import ActivationStream
 
+BLOCK_POINTS = ("pre", "mid", "mid_cross")  # the points of each decoder block the lens reads, in order
+
 
 def lens_hooks(n_layers: int) -> list[str]:
     """What `accumulated_resid("decoder", incl_mid=True)` reads: each block's input and middle
     points, and the last block's output."""
     names = []
     for i in range(n_layers):
-        names += [f"decoder.blocks.{i}.hook_resid_{point}" for point in ("pre", "mid", "mid_cross")]
+        names += [f"decoder.blocks.{i}.hook_resid_{point}" for point in BLOCK_POINTS]
     return names + [f"decoder.blocks.{n_layers - 1}.hook_resid_post"]
 
 
@@ -150,7 +152,7 @@ def lens_columns(model, clips: Sequence, batch_size: int, progress=False, transl
 def lens_result(columns: dict[str, np.ndarray], n_layers: int) -> LensResult:
     """The LensResult of `lens_columns`' readings (of one pass, or of shards concatenated)."""
     n_points = columns["kl"].shape[1]
-    labels = [f"{i}_{point}" for i in range(n_layers) for point in ("pre", "mid", "mid_cross")] + ["final_post"]
+    labels = [f"{i}_{point}" for i in range(n_layers) for point in BLOCK_POINTS] + ["final_post"]
     assert len(labels) == n_points, (labels, n_points)  # accumulated_resid's labels, as lens_hooks reads them
     metrics = {name: np.ascontiguousarray(columns[name].T) if name in columns else None for name in LENS_COLUMNS}
     return LensResult([point_label(label, n_layers) for label in labels], np.arange(n_points) / (n_points - 1),

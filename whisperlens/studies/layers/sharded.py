@@ -73,7 +73,7 @@ def lens_sharded(model, clips: Sequence, selection: CorpusSelection, config, con
     """`run_lens` of the selection's English clips, in shards run by `config.executor`."""
     job = LensJob(selection, corpus_key(context.corpus(selection)), ModelRequest.for_study(config), config.batch_size,
                   translators)
-    columns = score_items(job, len(clips), config.batch_size, config.executor, context, "logit lens", model=model)
+    columns = score_items(job, clips, config.batch_size, config.executor, context, "logit lens", model=model)
     return lens_result(columns, model.dims.n_text_layer)
 
 
@@ -83,6 +83,6 @@ def decode_sharded(model, clips: Sequence, selection: CorpusSelection, found: Se
     `per_kind` of each kind), in shards run by `config.executor`."""
     job = DecodeJob(selection, corpus_key(context.corpus(selection)), ModelRequest.for_study(config), tuple(found),
                     config.max_tokens, config.batch_size, desc, per_kind)
-    columns = score_items(job, len(clips), config.batch_size, config.executor, context, desc, model=model)
+    columns = score_items(job, clips, config.batch_size, config.executor, context, desc, model=model)
     texts, tokens, hit_limit = transcript_lists(columns)
     return Decodes(texts, tokens, hit_limit)

@@ -27,7 +27,7 @@ from . import figures
 from .command import add_commands
 from .examples import example_transcripts, seed_edits, word_spans
 from .heads import LOCAL_SHARE, LOCAL_WINDOW, MEASURES, SCOPES, WINDOWS, head_locality
-from .relevance import FRACTIONS, MAPS, area, clip_maps, perturbation_curves, removal_orders
+from .relevance import FRACTIONS, MAPS, area, chefer_token_maps, clip_maps, perturbation_curves, removal_orders
 from .removal import clean_features, plan_edits, run_edits, score_edits, summarise_edits, whisper_word_times
 from .scoring import clip_counts, rates
 from .sweep import HEAD_HALF_WIDTH, decode_masks, global_masks, group_masks, head_masks, sweep_english
@@ -251,8 +251,6 @@ def token_maps_for_targeting(model, tokenizer, candidates, exact, known: dict, c
     """Chefer token maps (tokens, 1500) of the exactly transcribed candidates, in order, until their
     words reach `relevance_words` (capped at `removal_words`); clips in `known` (the relevance
     clips') are counted, not recomputed. Only Chefer's rows: relevance targeting needs no other map."""
-    from .relevance import chefer_token_maps
-
     wanted, covered, chosen = min(config.relevance_words, config.removal_words), 0, []
     for index, clip in enumerate(candidates):
         if covered >= wanted:

@@ -145,7 +145,7 @@ def sweep_english(model, clips: Sequence, masks: Sequence[BandMask], config, con
     assert [clip.id for clip in clips] == [clip.id for clip in english_speech(corpus)[: len(clips)]]
     job = SweepJob(config.corpus, corpus_key(corpus), ModelRequest.for_study(config), len(clips), tuple(masks),
                    config.max_tokens, config.batch_size, desc)
-    columns = score_items(job, len(clips), config.batch_size, config.executor, context, desc, model=model)
+    columns = score_items(job, clips, config.batch_size, config.executor, context, desc, model=model)
     texts, tokens, hit_limit = transcript_lists(columns)
     return [Transcripts(texts[row], tokens[row], hit_limit[row].tolist(), columns["log_prob"][:, row].tolist())
             for row in range(len(masks))]

@@ -29,9 +29,9 @@ class MatrixJob(ItemsJob):
         return layer_matrix(model, pairs, self.language, self.batch_size, progress)
 
 
-def layer_matrix_sharded(model, n_pairs: int, config, context, language: str | None = "en") -> dict:
-    """`layer_matrix` of the selection's `config.pairs` minimal pairs (`n_pairs` of them), in shards
-    of `config.executor.shard_batches` batches of pairs run by `config.executor`."""
+def layer_matrix_sharded(model, pairs: list, config, context, language: str | None = "en") -> dict:
+    """`layer_matrix` of `pairs`, the selection's `config.pairs` minimal pairs, in shards of
+    `config.executor.shard_batches` batches of pairs run by `config.executor`."""
     job = MatrixJob(config.corpus, corpus_key(context.corpus(config.corpus)), ModelRequest.for_study(config),
                     config.pairs, language, config.batch_size)
-    return score_items(job, n_pairs, config.batch_size, config.executor, context, "override matrix", model=model)
+    return score_items(job, pairs, config.batch_size, config.executor, context, "override matrix", model=model)

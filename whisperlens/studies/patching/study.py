@@ -86,7 +86,7 @@ def run(config: PatchingConfig, context) -> PatchingResult:
     folder.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
-    matrix = layer_matrix_sharded(model, len(pairs), config, context)
+    matrix = layer_matrix_sharded(model, pairs, config, context)
     seconds["matrix"] = round(time.perf_counter() - start, 1)
     arrays.update({f"matrix.{name}": values for name, values in matrix.items()})
     summary["matrix"] = matrix_summary(matrix)
